@@ -20,6 +20,9 @@ import type {
   PermissionGroup,
   AddressSpaceInput,
 } from './schema.js';
+import { receiveConnectorSchema } from './schema.js';
+import type { z } from 'zod';
+import { normalizePermission } from './permissions.js';
 
 type Require<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: Exclude<T[P], undefined> };
 
@@ -78,8 +81,11 @@ export const RECEIVE_USAGE_PRESETS: Record<NonNullable<ParsedReceiveConnector['u
   Partner: { authMechanism: ['Tls'], permissionGroups: ['Partners'] },
 };
 
-/** The five default Receive connectors of an Exchange Mailbox server (reference 2.1), as parsed input. */
-export function defaultReceiveConnectors(serverName: string, hasPeers: boolean): Partial<ParsedReceiveConnector>[] {
+/** A Receive connector as written in the file (before the schema fills defaults). */
+export type ReceiveConnectorInput = z.input<typeof receiveConnectorSchema>;
+
+/** The five default Receive connectors of an Exchange Mailbox server (reference 2.1), as file input: run them through receiveConnectorSchema. */
+export function defaultReceiveConnectors(serverName: string, hasPeers: boolean): ReceiveConnectorInput[] {
   const all = (port: number) => [`0.0.0.0:${port}`, `[::]:${port}`];
   const internal = (port: number) => (hasPeers ? all(port) : [`127.0.0.1:${port}`, `[::1]:${port}`]);
   return [
@@ -115,7 +121,7 @@ export function defaultReceiveConnectors(serverName: string, hasPeers: boolean):
       authMechanism: ['Tls', 'BasicAuth', 'ExchangeServer', 'Integrated'],
       permissionGroups: ['ExchangeLegacyServers', 'ExchangeServers', 'ExchangeUsers'],
       maxRecipientsPerMessage: 5000,
-      maxInboundConnectionPerSource: UNLIMITED,
+      maxInboundConnectionPerSource: 'unlimited',
       maxInboundConnectionPercentagePerSource: 100,
     },
     {
@@ -137,9 +143,11 @@ export function resolveReceiveConnector(c: ParsedReceiveConnector, server: Parse
     ...c,
     transportRole: c.transportRole ?? (c.usage === 'Internal' ? 'HubTransport' : 'FrontendTransport'),
     bindings: c.bindings ?? preset?.bindings ?? [],
-    remoteIPRanges: c.usage === 'Internet' ? ALL_RANGES : (c.remoteIPRanges ?? ALL_RANGES),
+    // Exchange's Internet usage sets all addresses at creation; ranges written in the file still win.
+    remoteIPRanges: c.remoteIPRanges ?? ALL_RANGES,
     authMechanism: c.authMechanism ?? preset?.authMechanism ?? ['Tls'],
     permissionGroups: c.permissionGroups ?? preset?.permissionGroups ?? ['None'],
+    permissions: c.permissions.map((p) => normalizePermission(p) ?? p),
     fqdn: c.fqdn ?? server.fqdn,
     maxRecipientsPerMessage: c.maxRecipientsPerMessage ?? 200,
     maxInboundConnectionPerSource: c.maxInboundConnectionPerSource ?? 20,

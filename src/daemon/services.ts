@@ -1,0 +1,222 @@
+/**
+ * Builds and wires the running services from one Config snapshot:
+ *
+ *   ReceiveService (SMTP listeners) ─┐
+ *   PickupService (Pickup/Replay)  ──┼─> Transport.intake (spool, fsync) -> categorizer -> queues
+ *                                    │        └─> delivery agents by NextHopKey (AgentRegistry)
+ *   Admin API (loopback) ────────────┘            SMTP send connectors, mailbox, drop dir, HTTP/LMTP
+ *
+ * Start-up order: logs, spool (loads the queue), delivery agents, listeners, pickup, admin. If a
+ * step fails, everything started before it is stopped again and the error propagates, so no
+ * half-started process is left behind. reload() swaps the config snapshot in every service;
+ * stop() stops taking new work first (listeners, pickup), then drains the queue.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logging/logger.js';
+import type { DeliveryAgent, NextHopKey, TrackingSink } from '../model/index.js';
+import { nullTrackingSink } from '../model/index.js';
+import { createProtocolLog, type ProtocolLogWriter } from '../logging/protocol-log.js';
+import { MessageTrackingLog, trackingLogOptions } from '../logging/tracking.js';
+import { Transport } from '../queue/manager.js';
+import { ReceiveService } from '../receive/index.js';
+import { PickupService } from '../pickup/pickup.js';
+import { startAdminServer, type AdminServer } from '../admin/server.js';
+import { createResolverFromConfig, type Resolver } from '../platform/dns.js';
+import { createSmtpDeliveryAgent } from '../delivery/smtp/agent.js';
+import { createMailboxAgent, recipientExists } from '../delivery/mailbox.js';
+import { createDropDirectoryAgent } from '../delivery/drop-directory.js';
+import { createDeliveryAgentConnectorAgent } from '../delivery/http.js';
+import { UsersStore, readUsers } from '../users/index.js';
+
+export interface Services {
+  listening(): string[];
+  reload(config: Config): Promise<void>;
+  stop(graceMs: number): Promise<void>;
+}
+
+/** One delivery agent per connector (and one for mailboxes), built lazily for the current config. */
+class AgentRegistry {
+  readonly #agents = new Map<string, DeliveryAgent>();
+  constructor(
+    private readonly config: Config,
+    private readonly deps: { logger: Logger; protocolLog: ProtocolLogWriter; resolver: Resolver },
+  ) {}
+
+  get(key: NextHopKey): DeliveryAgent {
+    const id = `${key.deliveryType}:${key.connector ?? ''}`;
+    let agent = this.#agents.get(id);
+    if (!agent) {
+      agent = this.#build(key);
+      this.#agents.set(id, agent);
+    }
+    return agent;
+  }
+
+  #build(key: NextHopKey): DeliveryAgent {
+    const { logger, protocolLog, resolver } = this.deps;
+    const config = this.config;
+    switch (key.deliveryType) {
+      case 'DnsConnectorDelivery':
+      case 'SmartHostConnectorDelivery': {
+        const connector = config.sendConnectors.find((c) => c.name === key.connector);
+        if (!connector) return missingConnector(key);
+        return createSmtpDeliveryAgent({ config, connector, resolver, logger, protocolLog });
+      }
+      case 'SmtpDeliveryToMailbox':
+        return createMailboxAgent({ config, logger, protocolLog });
+      case 'NonSmtpGatewayDelivery': {
+        const connector = config.foreignConnectors.find((c) => c.name === key.connector);
+        if (!connector) return missingConnector(key);
+        return createDropDirectoryAgent({ connector, logger, fsync: config.transportService.fsyncEnabled });
+      }
+      case 'DeliveryAgent': {
+        const connector = config.deliveryAgentConnectors.find((c) => c.name === key.connector);
+        if (!connector) return missingConnector(key);
+        return createDeliveryAgentConnectorAgent({ connector, config, logger, protocolLog });
+      }
+      case 'Unreachable':
+        return missingConnector(key);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#agents.values()].map((a) => a.close?.()));
+    this.#agents.clear();
+  }
+}
+
+/** A connector that vanished between routing and delivery (a reload): defer, the categorizer re-routes. */
+function missingConnector(key: NextHopKey): DeliveryAgent {
+  return {
+    async deliver(batch) {
+      const outcomes = new Map(
+        batch.recipients.map((r) => [
+          r.address,
+          { kind: 'deferred' as const, category: 'other' as const, detail: `no connector "${key.connector ?? key.deliveryType}" in the current configuration` },
+        ]),
+      );
+      return { outcomes };
+    },
+  };
+}
+
+/** The users file as the receive side needs it: login verification and the set of addresses. */
+class Users {
+  #store: UsersStore | undefined;
+  #addresses: { at: number; set: Set<string> } | undefined;
+  constructor(private file: string | undefined) {
+    this.#store = file ? new UsersStore(file) : undefined;
+  }
+  setFile(file: string | undefined): void {
+    if (file === this.file) return;
+    this.file = file;
+    this.#store = file ? new UsersStore(file) : undefined;
+    this.#addresses = undefined;
+  }
+  verify = async (login: string, password: string): Promise<boolean> => (this.#store ? this.#store.verify(login, password) : false);
+  async addresses(): Promise<Set<string>> {
+    if (!this.file) return new Set();
+    const now = Date.now();
+    if (this.#addresses && now - this.#addresses.at < 5000) return this.#addresses.set;
+    let set = new Set<string>();
+    try {
+      await stat(this.file);
+      set = new Set((await readUsers(this.file)).map((u) => u.address));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.#addresses = { at: now, set };
+    return set;
+  }
+}
+
+async function loadTls(config: Config): Promise<{ key: Buffer; cert: Buffer } | undefined> {
+  if (!config.tls.certFile || !config.tls.keyFile) return undefined;
+  return { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) };
+}
+
+export async function buildServices(initial: Config, logger: Logger): Promise<Services> {
+  let config = initial;
+  const cleanups: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const protocolLog = createProtocolLog(config.server.logDir, config.transportService, logger);
+    cleanups.push(() => protocolLog.close());
+    const trackingLog = new MessageTrackingLog(trackingLogOptions(config, logger));
+    cleanups.push(async () => trackingLog.close());
+    const tracking: TrackingSink = config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink;
+
+    let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config) });
+    const transport = new Transport({ config, logger, tracking, agents: (key) => agents.get(key) });
+    await transport.start();
+    cleanups.push(async () => {
+      await transport.stop(0);
+      await agents.close();
+    });
+
+    const users = new Users(config.users.file);
+    const validation = () => config.mailboxDelivery.recipientValidation;
+    const receive = new ReceiveService({
+      config,
+      intake: transport.intake,
+      logger,
+      protocolLog,
+      tls: await loadTls(config),
+      users: users.verify,
+      recipientExists: async (address) => {
+        if (!validation()) return true;
+        try {
+          return recipientExists(config, await users.addresses(), address);
+        } catch {
+          return undefined; // cannot tell now: 451, never 550
+        }
+      },
+    });
+    await receive.start();
+    cleanups.push(() => receive.stop(0));
+
+    const pickup = new PickupService({ config, intake: transport.intake, logger, tracking });
+    await pickup.start();
+    cleanups.push(async () => pickup.stop());
+
+    const admin: AdminServer = await startAdminServer({
+      listen: config.server.admin.listen,
+      allowNonLoopback: config.server.admin.allowNonLoopback,
+      queue: transport,
+      logger,
+    });
+    cleanups.push(() => admin.close());
+
+    return {
+      listening: () => [...receive.address().map((b) => `${b.address}:${b.port}`), `admin ${admin.address}:${admin.port}`],
+      async reload(next: Config) {
+        const tls = await loadTls(next);
+        const oldAgents = agents;
+        agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next) });
+        config = next;
+        users.setFile(next.users.file);
+        await receive.reload(next);
+        void tls; // TODO: certificate reload
+        transport.reload(next);
+        await pickup.reload(next);
+        // Connections pooled by the old agents finish their current deliveries, then close.
+        setTimeout(() => void oldAgents.close(), 60_000).unref();
+      },
+      async stop(graceMs: number) {
+        await receive.stop(graceMs);
+        await pickup.stop();
+        await transport.stop(graceMs);
+        await agents.close();
+        await admin.close();
+        trackingLog.close();
+        await protocolLog.close();
+      },
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Exchange's message tracking log (reference 6): MSGTRK<yyyymmddhh>-<n>.LOG files under
+ * <logDir>/MessageTracking, UTF-8 with a BOM, the #-header lines and the 30-field CSV layout of
+ * current builds. Fields Mailyard has no value for stay empty. Multiple recipients and their
+ * statuses are ';'-separated in the same order. A new file starts each UTC hour and when the file
+ * would exceed messageTrackingLogMaxFileSize; old files are pruned by age and folder size.
+ * Writes are buffered and flushed within 250 ms; errors are logged, never thrown at the caller.
+ *
+ * `tracking` holds the typed event builders (received, sent, delivered, deferred, failed, ...)
+ * for code outside the queue that wants to emit without assembling a TrackingEvent by hand.
+ */
+import { mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { TrackingEvent, TrackingEventId, TrackingSink } from '../model/tracking.js';
+import type { Config } from '../config/defaults.js';
+import { csvField } from './protocol-csv.js';
+
+export const TRACKING_FIELDS = [
+  'date-time', 'client-ip', 'client-hostname', 'server-ip', 'server-hostname', 'source-context', 'connector-id', 'source', 'event-id',
+  'internal-message-id', 'message-id', 'network-message-id', 'recipient-address', 'recipient-status', 'total-bytes', 'recipient-count',
+  'related-recipient-address', 'reference', 'message-subject', 'sender-address', 'return-path', 'message-info', 'directionality',
+  'tenant-id', 'original-client-ip', 'original-server-ip', 'custom-data', 'transport-traffic-type', 'log-id', 'schema-version',
+] as const;
+
+export const TRACKING_SCHEMA_VERSION = '15.02.0000.000';
+export const TRACKING_DIR = 'MessageTracking';
+
+export function trackingHeader(created: Date): string {
+  return [
+    '#Software: Mailyard',
+    `#Version: ${TRACKING_SCHEMA_VERSION}`,
+    '#Log-type: Message Tracking Log',
+    `#Date: ${created.toISOString()}`,
+    `#Fields: ${TRACKING_FIELDS.join(',')}`,
+    '',
+  ].join('\r\n');
+}
+
+/** One CSV line (CRLF-terminated) for an event. Pure. */
+export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
+  const sender = e.sender;
+  const values: Record<(typeof TRACKING_FIELDS)[number], string | number | undefined> = {
+    'date-time': e.timestamp.toISOString(),
+    'client-ip': e.clientIp,
+    'client-hostname': e.clientHostname,
+    'server-ip': e.serverIp,
+    'server-hostname': e.serverHostname,
+    'source-context': e.sourceContext,
+    'connector-id': e.connectorId,
+    source: e.source,
+    'event-id': e.eventId,
+    'internal-message-id': e.messageId,
+    'message-id': e.internetMessageId,
+    'network-message-id': e.messageId,
+    'recipient-address': e.recipients.join(';'),
+    'recipient-status': e.recipientStatus?.join(';'),
+    'total-bytes': e.totalBytes,
+    'recipient-count': e.recipients.length,
+    'related-recipient-address': e.relatedRecipientAddress,
+    reference: e.reference,
+    'message-subject': opts.subjectLogging === false ? undefined : e.subject,
+    'sender-address': sender,
+    'return-path': sender === '' ? '<>' : sender,
+    'message-info': undefined,
+    directionality: 'Undefined',
+    'tenant-id': undefined,
+    'original-client-ip': e.clientIp,
+    'original-server-ip': e.serverIp,
+    'custom-data': undefined,
+    'transport-traffic-type': 'Email',
+    'log-id': undefined,
+    'schema-version': TRACKING_SCHEMA_VERSION,
+  };
+  return `${TRACKING_FIELDS.map((f) => csvField(values[f])).join(',')}\r\n`;
+}
+
+export function trackingFileName(at: Date, instance: number): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `MSGTRK${at.getUTCFullYear()}${p(at.getUTCMonth() + 1)}${p(at.getUTCDate())}${p(at.getUTCHours())}-${instance}.LOG`;
+}
+
+const FILE_RE = /^MSGTRK(\d{10})-(\d+)\.LOG$/;
+
+export interface TrackingLogOptions {
+  readonly dir: string;
+  readonly enabled: boolean;
+  readonly maxFileSize: number;
+  readonly maxAgeMs: number;
+  readonly maxDirectorySize: number;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+export function trackingLogOptions(config: Config, logger: Logger): TrackingLogOptions {
+  const ts = config.transportService;
+  return {
+    dir: join(config.server.logDir, TRACKING_DIR),
+    enabled: ts.messageTrackingLogEnabled,
+    maxFileSize: ts.messageTrackingLogMaxFileSize,
+    maxAgeMs: ts.messageTrackingLogMaxAge,
+    maxDirectorySize: ts.messageTrackingLogMaxDirectorySize,
+    logger,
+  };
+}
+
+/** The tracking log writer: a TrackingSink that appends to the MSGTRK files. */
+export class MessageTrackingLog implements TrackingSink {
+  private lines: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private file: { fd: number; hour: string; instance: number; size: number } | undefined;
+  private errorLogged = false;
+  private closed = false;
+
+  constructor(private readonly opts: TrackingLogOptions) {}
+
+  emit(event: TrackingEvent): void {
+    if (!this.opts.enabled || this.closed) return;
+    this.lines.push(formatTrackingEvent(event));
+    if (this.lines.length > 5000) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), 250);
+      this.timer.unref?.();
+    }
+  }
+
+  /** Writes buffered lines now (synchronously). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const lines = this.lines;
+    this.lines = [];
+    if (!lines.length) return;
+    try {
+      const now = (this.opts.now ?? (() => new Date()))();
+      for (const line of lines) {
+        const bytes = Buffer.byteLength(line);
+        const f = this.fileFor(now, bytes);
+        f.size += writeSync(f.fd, line);
+      }
+    } catch (err) {
+      if (!this.errorLogged) this.opts.logger.error({ err, dir: this.opts.dir }, 'cannot write the message tracking log');
+      this.errorLogged = true;
+    }
+  }
+
+  private fileFor(now: Date, bytes: number): { fd: number; hour: string; instance: number; size: number } {
+    const hour = trackingFileName(now, 1).slice(6, 16);
+    if (this.file && this.file.hour === hour && this.file.size + bytes <= this.opts.maxFileSize) return this.file;
+    let instance = 1;
+    if (this.file) {
+      closeSync(this.file.fd);
+      if (this.file.hour === hour) instance = this.file.instance + 1;
+    }
+    mkdirSync(this.opts.dir, { recursive: true });
+    if (!this.file) {
+      // Continue after the highest instance of this hour left by an earlier run.
+      for (const n of readdirSync(this.opts.dir)) {
+        const m = FILE_RE.exec(n);
+        if (m && m[1] === hour) instance = Math.max(instance, Number(m[2]) + 1);
+      }
+    }
+    const path = join(this.opts.dir, trackingFileName(now, instance));
+    const fd = openSync(path, 'a', 0o640);
+    const header = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(trackingHeader(now))]);
+    const size = writeSync(fd, header);
+    this.file = { fd, hour, instance, size };
+    this.prune(now, path);
+    return this.file;
+  }
+
+  private prune(now: Date, current: string): void {
+    try {
+      const files = readdirSync(this.opts.dir)
+        .filter((n) => FILE_RE.test(n))
+        .map((n) => {
+          const p = join(this.opts.dir, n);
+          const st = statSync(p);
+          return { p, mtime: st.mtimeMs, size: st.size };
+        })
+        .sort((a, b) => a.mtime - b.mtime);
+      let total = files.reduce((s, f) => s + f.size, 0);
+      for (const f of files) {
+        if (f.p === current) continue;
+        const old = this.opts.maxAgeMs > 0 && Number.isFinite(this.opts.maxAgeMs) && now.getTime() - f.mtime > this.opts.maxAgeMs;
+        if (old || total > this.opts.maxDirectorySize) {
+          unlinkSync(f.p);
+          total -= f.size;
+        }
+      }
+    } catch {
+      /* pruning is best effort */
+    }
+  }
+
+  close(): void {
+    this.flush();
+    this.closed = true;
+    if (this.file) closeSync(this.file.fd);
+    this.file = undefined;
+  }
+}
+
+type Base = Omit<TrackingEvent, 'eventId' | 'source' | 'timestamp'> & { timestamp?: Date };
+
+function make(eventId: TrackingEventId, source: TrackingEvent['source'], b: Base): TrackingEvent {
+  return { ...b, timestamp: b.timestamp ?? new Date(), eventId, source };
+}
+
+/** Typed builders: one function per event, so callers cannot misspell an event id or source. */
+export const tracking = {
+  received: (b: Base, source: 'SMTP' | 'PICKUP' = 'SMTP') => make('RECEIVE', source, b),
+  submitted: (b: Base) => make('SUBMIT', 'QUEUE', b),
+  resolved: (b: Base) => make('RESOLVE', 'ROUTING', b),
+  expanded: (b: Base) => make('EXPAND', 'ROUTING', b),
+  redirected: (b: Base) => make('REDIRECT', 'ROUTING', b),
+  sent: (b: Base) => make('SEND', 'SMTP', b),
+  delivered: (b: Base, source: 'STOREDRIVER' | 'AGENT' = 'STOREDRIVER') => make('DELIVER', source, b),
+  transferred: (b: Base) => make('TRANSFER', 'AGENT', b),
+  deferred: (b: Base) => make('DEFER', 'QUEUE', b),
+  failed: (b: Base, source: TrackingEvent['source'] = 'SMTP') => make('FAIL', source, b),
+  dsn: (b: Base) => make('DSN', 'DSN', b),
+  dropped: (b: Base) => make('DROP', 'QUEUE', b),
+  poison: (b: Base) => make('POISONMESSAGE', 'QUEUE', b),
+  badmail: (b: Base, source: 'PICKUP' | 'QUEUE' = 'PICKUP') => make('BADMAIL', source, b),
+  resubmitted: (b: Base) => make('RESUBMIT', 'QUEUE', b),
+  agentInfo: (b: Base) => make('AGENTINFO', 'AGENT', b),
+};
+
+/** Fans one event out to several sinks (e.g. the tracking log and metrics). */
+export function teeTracking(...sinks: TrackingSink[]): TrackingSink {
+  return { emit: (e) => { for (const s of sinks) s.emit(e); } };
+}

@@ -1,0 +1,84 @@
+/**
+ * The in-flight journal for poison-message detection: "S <id>" is appended before a message is
+ * processed and "E <id>" after. The lines are written (not fsync'd) before processing: a crash of
+ * the daemon leaves them in the kernel's page cache, which is the failure this guards against.
+ * At start-up every id with an unmatched "S" was being processed when the daemon died.
+ */
+import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROTATE_BYTES = 4 * 1024 * 1024;
+
+export class InflightJournal {
+  private fd: number | undefined;
+  private seq = 0;
+  private bytes = 0;
+  private readonly open = new Set<string>();
+
+  constructor(private readonly dir: string) {}
+
+  /** Reads earlier journals: the ids that were in flight at a crash. Removes the old files. */
+  recover(): Set<string> {
+    const crashed = new Set<string>();
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir).filter((n) => /^inflight\.\d+\.log$/.test(n));
+    } catch {
+      return crashed;
+    }
+    for (const n of names) {
+      const starts = new Set<string>();
+      for (const line of readFileSync(join(this.dir, n), 'latin1').split('\n')) {
+        if (line.startsWith('S ')) starts.add(line.slice(2));
+        else if (line.startsWith('E ')) starts.delete(line.slice(2));
+      }
+      for (const id of starts) crashed.add(id);
+      this.seq = Math.max(this.seq, Number(n.split('.')[1]));
+    }
+    for (const n of names) {
+      try { unlinkSync(join(this.dir, n)); } catch { /* gone */ }
+    }
+    return crashed;
+  }
+
+  private ensure(): number {
+    if (this.fd === undefined || this.bytes > ROTATE_BYTES) {
+      const old = this.fd;
+      const oldName = join(this.dir, `inflight.${this.seq}.log`);
+      this.seq++;
+      this.fd = openSync(join(this.dir, `inflight.${this.seq}.log`), 'a', 0o640);
+      this.bytes = 0;
+      for (const id of this.open) this.write(`S ${id}\n`);
+      if (old !== undefined) {
+        closeSync(old);
+        try { unlinkSync(oldName); } catch { /* gone */ }
+      }
+    }
+    return this.fd;
+  }
+
+  private write(line: string): void {
+    this.bytes += writeSync(this.fd!, line);
+  }
+
+  start(id: string): void {
+    this.ensure();
+    this.open.add(id);
+    this.write(`S ${id}\n`);
+  }
+
+  end(id: string): void {
+    if (!this.open.delete(id)) return;
+    this.ensure();
+    this.write(`E ${id}\n`);
+  }
+
+  /** Clean shutdown: nothing is in flight any more. */
+  close(): void {
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      this.fd = undefined;
+      try { unlinkSync(join(this.dir, `inflight.${this.seq}.log`)); } catch { /* gone */ }
+    }
+  }
+}

@@ -1,0 +1,965 @@
+/**
+ * The transport's queue manager: the Intake every message enters by, the categorizer pass, one
+ * delivery queue per NextHopKey (plus Submission, Unreachable and Poison), retries on Exchange's
+ * ladder, delay notices, expiry NDRs, poison detection and the administrator's verbs.
+ *
+ * Promises:
+ * - accept() resolves only when content and record (with routes) are durable; nothing acknowledged
+ *   is lost by a crash, and after a restart every message resumes from its record.
+ * - Per-recipient state is persisted after every attempt; a delivered recipient is never retried.
+ * - At most maxOutboundConnections deliveries run at once, and at most maxPerDomainOutboundConnections
+ *   per next hop (mailbox: maxConcurrentMailboxDeliveries; Delivery Agent connectors: their own
+ *   maxConcurrentConnections), picked round-robin across queues so a slow hop cannot starve others.
+ * - Changes to one message are applied one at a time, in order: DSNs first, then persist/remove,
+ *   then tracking. Delivery agents never touch the spool.
+ * Time comes from the injected Clock; delivery agents from the injected factory.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, unlink, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config } from '../config/defaults.js';
+import { newMessageId, type MessageId } from '../model/ids.js';
+import { IntakeError, type Intake, type IntakeRequest, type IntakeResult } from '../model/intake.js';
+import type { DeliveryAgent, DeliveryBatch, DeliveryResult } from '../model/outcome.js';
+import { nextHopKeyString, type NextHopKey } from '../model/routing.js';
+import type { TrackingEvent, TrackingSink } from '../model/tracking.js';
+import type { MessageSource, Recipient } from '../model/envelope.js';
+import { systemClock, type Clock } from '../platform/clock.js';
+import { categorize, maxHopCountOf } from '../routing/categorizer.js';
+import { UNREACHABLE_KEY } from '../routing/resolve.js';
+import { attachFullOriginal, composeDsn } from './dsn.js';
+import { InflightJournal } from './inflight.js';
+import type { MessageRecord, RecipientState } from './record.js';
+import { delayDsnAt, expiresAt, retryDelay, retryPolicyOf, type RetryPolicy } from './scheduler.js';
+import { Spool, storageError } from './spool.js';
+import {
+  ADMIN_REMOVED_REPLY,
+  LOOP_REPLY,
+  applyResult,
+  delayCheck,
+  dueRecipients,
+  expireMessage,
+  failRecipients,
+  pendingDsns,
+  type Applied,
+  type DsnRecipientInfo,
+  type QueueAction,
+} from './state.js';
+import { TimerHeap } from './timer-heap.js';
+
+export interface TransportDeps {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly tracking: TrackingSink;
+  readonly clock?: Clock;
+  readonly agents: (key: NextHopKey) => DeliveryAgent;
+  /** Default config.server.name. */
+  readonly localServer?: string;
+}
+
+export type QueueStatus = 'Active' | 'Ready' | 'Retry' | 'Suspended';
+
+export interface QueueInfo {
+  readonly identity: string;
+  readonly deliveryType: string;
+  readonly nextHopDomain: string;
+  readonly connector: string | null;
+  readonly status: QueueStatus;
+  readonly messageCount: number;
+  readonly activeCount: number;
+  readonly lastError?: string;
+  readonly nextRetryTime?: string;
+}
+
+export interface MessageInfo {
+  readonly id: string;
+  readonly queue: string;
+  readonly status: 'Active' | 'Ready' | 'Retry' | 'Suspended' | 'Poisoned';
+  readonly fromAddress: string;
+  readonly subject?: string;
+  readonly internetMessageId?: string;
+  readonly size: number;
+  readonly receivedAt: string;
+  readonly expiresAt: string;
+  readonly lastError?: string;
+  readonly recipients: readonly { address: string; status: string; queue?: string; lastError?: string; nextAttemptAt?: string; finalReply?: string }[];
+}
+
+export class QueueAdminError extends Error {
+  constructor(readonly code: 'NOT_FOUND' | 'BAD_REQUEST' | 'CONFLICT', message: string) {
+    super(message);
+    this.name = 'QueueAdminError';
+  }
+}
+
+interface Entry {
+  record: MessageRecord;
+  inflight: Set<string>;
+  chain: Promise<void>;
+  keys: Set<string>;
+  expireArmed: boolean;
+  delayArmed: boolean;
+  removed: boolean;
+  pendingRemove?: { ndr: boolean };
+  /** keyStr -> time a wake-up is already scheduled for. */
+  armed: Map<string, number>;
+}
+
+interface DQueue {
+  readonly keyStr: string;
+  readonly key: NextHopKey;
+  readonly ready: Set<string>;
+  readonly waiting: Set<string>;
+  active: number;
+  failures: number;
+  retryAt?: number;
+  suspended: boolean;
+  lastError?: string;
+}
+
+type Wake = { kind: 'msg'; id: string; keyStr: string } | { kind: 'expire'; id: string } | { kind: 'delay'; id: string } | { kind: 'queue'; keyStr: string };
+
+const UNREACHABLE_STR = nextHopKeyString(UNREACHABLE_KEY);
+const CLEAN_MARKER = 'clean-shutdown';
+
+function sourceOfKind(kind: MessageSource['kind']): TrackingEvent['source'] {
+  return kind === 'pickup' || kind === 'replay' ? 'PICKUP' : kind === 'dsn' ? 'DSN' : 'SMTP';
+}
+
+export class Transport {
+  readonly intake: Intake;
+  readonly spool: Spool;
+  private config: Config;
+  private policy: RetryPolicy;
+  private readonly logger: Logger;
+  private readonly tracking: TrackingSink;
+  private readonly clock: Clock;
+  private readonly agentFor: (key: NextHopKey) => DeliveryAgent;
+  private readonly localServer: string;
+  private readonly journal: InflightJournal;
+  private readonly messages = new Map<string, Entry>();
+  private readonly queues = new Map<string, DQueue>();
+  private readonly unreachable = new Set<string>();
+  private readonly poison = new Set<string>();
+  private readonly controllers = new Set<AbortController>();
+  private readonly heap: TimerHeap<Wake>;
+  private active = 0;
+  private mutations = 0;
+  private started = false;
+  private stopping = false;
+  private unreachableSuspended = false;
+  private pumpScheduled = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Deliveries started (for benchmarks and tests). */
+  deliveriesStarted = 0;
+
+  constructor(deps: TransportDeps) {
+    this.config = deps.config;
+    this.policy = retryPolicyOf(deps.config.transportService);
+    this.logger = deps.logger;
+    this.tracking = deps.tracking;
+    this.clock = deps.clock ?? systemClock;
+    this.agentFor = deps.agents;
+    this.localServer = deps.localServer ?? deps.config.server.name;
+    this.spool = new Spool({ dataDir: deps.config.server.dataDir, fsync: deps.config.transportService.fsyncEnabled, logger: deps.logger });
+    this.journal = new InflightJournal(this.spool.root);
+    this.heap = new TimerHeap<Wake>(this.clock, (items) => this.onWake(items));
+    this.intake = { accept: (req, body) => this.accept(req, body) };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Creates the spool if needed and loads every queued message. */
+  async start(): Promise<void> {
+    await this.spool.init();
+    const markerPath = join(this.spool.root, CLEAN_MARKER);
+    const clean = await stat(markerPath).then(() => true, () => false);
+    if (clean) await unlink(markerPath).catch(() => {});
+    const crashed = this.journal.recover();
+    const t0 = Date.now();
+    const { records, quarantined, orphansRemoved } = await this.spool.load();
+    for (const q of quarantined) {
+      this.emit({ eventId: 'BADMAIL', source: 'QUEUE', recipients: [], sourceContext: `spool record quarantined: ${q.reason}` }, { id: q.id });
+    }
+    const threshold = this.config.transportService.poisonThreshold;
+    const poisonOn = this.config.transportService.poisonMessageDetectionEnabled;
+    for (let rec of records) {
+      if (crashed.has(rec.id) && !clean) {
+        rec = { ...rec, poisonCount: rec.poisonCount + 1 };
+        await this.spool.persist(rec).catch((err: unknown) => this.logger.error({ err, messageId: rec.id }, 'could not persist the poison counter'));
+      }
+      const entry = this.newEntry(rec);
+      if (rec.poisoned || (poisonOn && rec.poisonCount >= threshold)) {
+        if (!rec.poisoned) {
+          entry.record = { ...rec, poisoned: true };
+          await this.spool.persist(entry.record).catch(() => {});
+          this.logger.error({ event: 'queue.poison', messageId: rec.id, poisonCount: rec.poisonCount }, `message ${rec.id} was being processed during ${rec.poisonCount} crashes; moved to the Poison queue`);
+          this.emit({ eventId: 'POISONMESSAGE', source: 'QUEUE', recipients: rec.recipients.map((r) => r.address), sourceContext: `poisonCount=${rec.poisonCount}` }, rec);
+        }
+        this.poison.add(rec.id);
+        this.messages.set(rec.id, entry);
+        continue;
+      }
+      this.messages.set(rec.id, entry);
+      this.admit(entry);
+    }
+    this.started = true;
+    this.logger.info(
+      { event: 'queue.loaded', messages: records.length, quarantined: quarantined.length, orphansRemoved, ms: Date.now() - t0, cleanShutdown: clean },
+      `queue loaded: ${records.length} messages`,
+    );
+    this.schedulePump();
+  }
+
+  /** New config: new limits and retry settings; Unreachable recipients are routed again. */
+  reload(config: Config): void {
+    this.config = config;
+    this.policy = retryPolicyOf(config.transportService);
+    if (!this.unreachableSuspended) this.resubmitUnreachable();
+    this.schedulePump();
+  }
+
+  /** Stops starting deliveries, waits up to graceMs for those in flight, then aborts them. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const deadline = Date.now() + graceMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.controllers) c.abort(new Error('shutting down'));
+    const hard = Date.now() + 2000;
+    while (this.active > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([...this.messages.values()].map((e) => e.chain));
+    this.heap.stop();
+    if (this.active === 0) {
+      this.journal.close();
+      await writeFile(join(this.spool.root, CLEAN_MARKER), `${new Date().toISOString()}\n`).catch(() => {});
+    }
+  }
+
+  /** Resolves when nothing is in flight and nothing is ready to go (tests, benchmarks). */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    if (this.active > 0 || this.pumpScheduled || this.mutations > 0) return false;
+    for (const e of this.messages.values()) if (e.inflight.size) return false;
+    for (const q of this.queues.values()) {
+      if (q.ready.size && !q.suspended && !(q.retryAt !== undefined && q.retryAt > this.clock.now())) return false;
+    }
+    return true;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length && this.isIdle()) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  // ---------------------------------------------------------------- intake
+
+  private async accept(req: IntakeRequest, body: Readable | Buffer): Promise<IntakeResult> {
+    if (this.stopping) throw new IntakeError({ code: 421, enhanced: '4.3.2', text: 'Service not available' }, 'transport is stopping');
+    if (!this.started) throw new IntakeError({ code: 451, enhanced: '4.3.2', text: 'System not accepting network messages' }, 'transport not started');
+    const id = newMessageId(this.clock.now());
+    let written;
+    try {
+      written = await this.spool.writeContent(id, req.prepend, body);
+    } catch (err) {
+      throw storageError(err);
+    }
+    const { info, fh } = written;
+    const recipients: RecipientState[] = req.envelope.recipients.map((r) => ({
+      address: r.address,
+      ...(r.orcpt ? { orcpt: r.orcpt } : {}),
+      ...(r.notify ? { notify: [...r.notify] } : {}),
+      status: 'pending',
+      attempts: 0,
+    }));
+    let record: MessageRecord = {
+      v: 1,
+      id,
+      receivedAt: req.receivedAt.getTime(),
+      mailFrom: req.envelope.mailFrom,
+      body: req.envelope.body,
+      smtputf8: req.envelope.smtputf8,
+      ...(req.envelope.ret ? { ret: req.envelope.ret } : {}),
+      ...(req.envelope.envid ? { envid: req.envelope.envid } : {}),
+      source: req.source,
+      size: info.size,
+      ...(info.internetMessageId ? { internetMessageId: info.internetMessageId } : {}),
+      ...(info.subject ? { subject: info.subject } : {}),
+      ...(info.fromHeader ? { fromHeader: info.fromHeader } : {}),
+      hopCount: info.hopCount,
+      recipients,
+      categorized: false,
+      delayNotified: false,
+      poisonCount: 0,
+      suspended: false,
+      poisoned: false,
+    };
+    const cat = categorize(record, this.config, { now: this.clock.now(), localServer: this.localServer });
+    record = cat.record;
+    try {
+      await this.spool.commitNew(record, fh);
+    } catch (err) {
+      throw storageError(err);
+    }
+    this.emit(
+      {
+        eventId: 'RECEIVE',
+        source: sourceOfKind(req.source.kind),
+        recipients: req.envelope.recipients.map((r) => r.address),
+        ...(req.source.connector ? { connectorId: `${this.localServer}\\${req.source.connector}` } : {}),
+        ...(req.source.client ? { clientIp: req.source.client.address } : {}),
+        ...(req.source.clientHostname ?? req.source.helo ? { clientHostname: req.source.clientHostname ?? req.source.helo } : {}),
+        ...(req.source.server ? { serverIp: req.source.server.address } : {}),
+        serverHostname: this.config.server.fqdn,
+      },
+      record,
+    );
+    if (cat.loop) this.logger.warn({ event: 'queue.loop', messageId: id, hopCount: record.hopCount }, 'hop count exceeded: message bounced as a loop');
+    const entry = this.newEntry(record);
+    this.messages.set(id, entry);
+    this.admit(entry);
+    this.schedulePump();
+    return { id, size: info.size };
+  }
+
+  // ---------------------------------------------------------------- placement
+
+  private newEntry(record: MessageRecord): Entry {
+    return { record, inflight: new Set(), chain: Promise.resolve(), keys: new Set(), expireArmed: false, delayArmed: false, removed: false, armed: new Map() };
+  }
+
+  /** A message joins the queues: pending DSNs owed, categorize if needed, then place. */
+  private admit(entry: Entry): void {
+    const rec = entry.record;
+    const needsRoute = rec.recipients.some((r) => r.status === 'pending' && !r.route);
+    if (needsRoute) {
+      this.mutate(entry, (r) => {
+        const c = categorize(r, this.config, { now: this.clock.now(), localServer: this.localServer });
+        return c.changed ? { record: c.record, actions: [{ kind: 'persist' }] } : undefined;
+      });
+    }
+    if (rec.recipients.some((r) => r.dsnPending) || needsRoute) {
+      this.mutate(entry, (r) => pendingDsns(r, this.clock.now()));
+    }
+    if (!rec.recipients.some((r) => r.status === 'pending') && !needsRoute) {
+      // Everything terminal already (e.g. bounced at intake): DSNs above, then removal.
+      this.mutate(entry, (r) => (r.recipients.every((x) => x.status !== 'pending') ? { record: r, actions: [{ kind: 'remove' }] } : undefined));
+      return;
+    }
+    this.place(entry);
+  }
+
+  /** Puts the message in the queues its pending recipients route to (ready or waiting), and arms its timers. */
+  private place(entry: Entry): void {
+    if (entry.removed) return;
+    const rec = entry.record;
+    const id = rec.id;
+    const now = this.clock.now();
+    const wanted = new Set<string>();
+    const dueAt = new Map<string, number>();
+    for (const r of rec.recipients) {
+      if (r.status !== 'pending' || !r.route) continue;
+      const k = nextHopKeyString(r.route);
+      wanted.add(k);
+      const at = r.nextAttemptAt ?? 0;
+      dueAt.set(k, Math.min(dueAt.get(k) ?? Infinity, at));
+    }
+    for (const k of entry.keys) {
+      if (wanted.has(k)) continue;
+      if (k === UNREACHABLE_STR) this.unreachable.delete(id);
+      else {
+        const q = this.queues.get(k);
+        q?.ready.delete(id);
+        q?.waiting.delete(id);
+        if (q) this.maybeDropQueue(q);
+      }
+    }
+    entry.keys = wanted;
+    if (rec.poisoned) return;
+    for (const k of wanted) {
+      if (k === UNREACHABLE_STR) {
+        this.unreachable.add(id);
+        continue;
+      }
+      const key = rec.recipients.find((r) => r.status === 'pending' && r.route && nextHopKeyString(r.route) === k)!.route!;
+      const q = this.queueFor(k, key);
+      if (entry.inflight.has(k)) continue; // re-placed when the attempt ends
+      const at = dueAt.get(k) ?? 0;
+      if (at <= now && !rec.suspended) {
+        q.waiting.delete(id);
+        q.ready.add(id);
+      } else {
+        q.ready.delete(id);
+        q.waiting.add(id);
+        if (!rec.suspended && entry.armed.get(k) !== at) {
+          entry.armed.set(k, at);
+          this.heap.push(at, { kind: 'msg', id, keyStr: k });
+        }
+      }
+    }
+    if (!entry.expireArmed) {
+      entry.expireArmed = true;
+      this.heap.push(expiresAt(rec.receivedAt, this.policy), { kind: 'expire', id });
+    }
+    if (!entry.delayArmed && !rec.delayNotified) {
+      entry.delayArmed = true;
+      const at = delayDsnAt(rec.receivedAt, this.policy);
+      if (at !== undefined) this.heap.push(at, { kind: 'delay', id });
+    }
+  }
+
+  private queueFor(k: string, key: NextHopKey): DQueue {
+    let q = this.queues.get(k);
+    if (!q) {
+      q = { keyStr: k, key, ready: new Set(), waiting: new Set(), active: 0, failures: 0, suspended: false };
+      this.queues.set(k, q);
+    }
+    return q;
+  }
+
+  /** Empty queues disappear (kept while in Retry so the ladder position is not forgotten). */
+  private maybeDropQueue(q: DQueue): void {
+    if (q.ready.size || q.waiting.size || q.active || q.suspended) return;
+    if (q.retryAt !== undefined && q.retryAt > this.clock.now()) return;
+    this.queues.delete(q.keyStr);
+  }
+
+  private onWake(items: Wake[]): void {
+    for (const w of items) {
+      if (w.kind === 'queue') {
+        const q = this.queues.get(w.keyStr);
+        if (q) this.maybeDropQueue(q);
+        continue;
+      }
+      const entry = this.messages.get(w.id);
+      if (!entry || entry.removed) continue;
+      if (w.kind === 'msg') {
+        entry.armed.delete(w.keyStr);
+        this.place(entry);
+      } else if (w.kind === 'expire') {
+        if (entry.record.poisoned) continue;
+        if (entry.inflight.size) {
+          this.heap.push(this.clock.now() + 1000, { kind: 'expire', id: w.id });
+          continue;
+        }
+        this.mutate(entry, (r) => expireMessage(r, this.clock.now(), this.policy));
+      } else if (w.kind === 'delay') {
+        this.mutate(entry, (r) => delayCheck(r, this.clock.now(), this.policy));
+      }
+    }
+    this.schedulePump();
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  private limitFor(q: DQueue): number {
+    const ts = this.config.transportService;
+    if (q.key.deliveryType === 'SmtpDeliveryToMailbox') return ts.maxConcurrentMailboxDeliveries;
+    if (q.key.deliveryType === 'DeliveryAgent') {
+      const c = this.config.deliveryAgentConnectors.find((x) => x.name === q.key.connector);
+      if (c) return Math.min(c.maxConcurrentConnections, ts.maxPerDomainOutboundConnections);
+    }
+    return ts.maxPerDomainOutboundConnections;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+      this.checkIdle();
+    });
+  }
+
+  private pump(): void {
+    if (this.stopping || !this.started) return;
+    const max = this.config.transportService.maxOutboundConnections;
+    const now = this.clock.now();
+    let progress = true;
+    while (progress && this.active < max) {
+      progress = false;
+      for (const q of this.queues.values()) {
+        if (this.active >= max) break;
+        if (q.suspended || q.active >= this.limitFor(q) || !q.ready.size) continue;
+        if (q.retryAt !== undefined && q.retryAt > now) continue;
+        const id = q.ready.values().next().value as string;
+        q.ready.delete(id);
+        const entry = this.messages.get(id);
+        if (!entry || entry.removed || entry.record.suspended || entry.record.poisoned || entry.inflight.has(q.keyStr)) continue;
+        const due = dueRecipients(entry.record, q.keyStr, now, nextHopKeyString);
+        progress = true;
+        if (!due.length) {
+          this.place(entry);
+          continue;
+        }
+        this.startDelivery(entry, q, due);
+      }
+    }
+  }
+
+  private startDelivery(entry: Entry, q: DQueue, due: RecipientState[]): void {
+    q.active++;
+    this.active++;
+    this.deliveriesStarted++;
+    if (entry.inflight.size === 0) this.journal.start(entry.record.id);
+    entry.inflight.add(q.keyStr);
+    void this.runDelivery(entry, q, due).finally(() => {
+      q.active--;
+      this.active--;
+      entry.inflight.delete(q.keyStr);
+      if (entry.inflight.size === 0) this.journal.end(entry.record.id);
+      if (entry.pendingRemove && entry.inflight.size === 0) {
+        const ndr = entry.pendingRemove.ndr;
+        delete entry.pendingRemove;
+        void this.removeNow(entry, ndr);
+      } else this.place(entry);
+      this.maybeDropQueue(q);
+      this.schedulePump();
+    });
+  }
+
+  private async runDelivery(entry: Entry, q: DQueue, due: RecipientState[]): Promise<void> {
+    const rec = entry.record;
+    const addrs = due.map((r) => r.address);
+    // Loop protection: hop count re-checked before relaying.
+    if (rec.hopCount > maxHopCountOf(this.config) && q.key.deliveryType !== 'SmtpDeliveryToMailbox') {
+      await this.mutate(entry, (r) => failRecipients(r, LOOP_REPLY, this.clock.now(), { addresses: addrs, withDsn: true, source: 'ROUTING' }));
+      return;
+    }
+    const recipients: Recipient[] = due.map((r) => ({ address: r.address, ...(r.orcpt ? { orcpt: r.orcpt } : {}), ...(r.notify ? { notify: r.notify } : {}) }));
+    const batch: DeliveryBatch = {
+      key: q.key,
+      messageId: rec.id,
+      envelope: {
+        mailFrom: rec.mailFrom,
+        recipients,
+        body: rec.body,
+        smtputf8: rec.smtputf8,
+        ...(rec.ret ? { ret: rec.ret } : {}),
+        ...(rec.envid ? { envid: rec.envid } : {}),
+        declaredSize: rec.size,
+      },
+      recipients,
+      bodyPath: this.spool.bodyPath(rec.id),
+      size: rec.size,
+      ...(rec.internetMessageId ? { internetMessageId: rec.internetMessageId } : {}),
+    };
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    let result: DeliveryResult;
+    try {
+      result = await this.agentFor(q.key).deliver(batch, controller.signal);
+    } catch (err) {
+      this.logger.warn({ err, messageId: rec.id, queue: q.keyStr }, 'delivery agent failed; recipients deferred');
+      result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: `delivery agent error: ${(err as Error)?.message ?? String(err)}` }])) };
+    } finally {
+      this.controllers.delete(controller);
+    }
+    const now = this.clock.now();
+    if (result.connectionFailure) {
+      q.failures++;
+      q.retryAt = now + retryDelay(q.failures, 'connection', this.policy);
+      this.heap.push(q.retryAt, { kind: 'queue', keyStr: q.keyStr });
+      const first = result.outcomes.values().next().value;
+      q.lastError = first && first.kind !== 'delivered' ? (first.reply ? `${first.reply.code} ${first.reply.enhanced ?? ''} ${first.reply.text}`.replace(/\s+/g, ' ') : first.detail) : 'connection failed';
+    } else {
+      q.failures = 0;
+      delete q.retryAt;
+      delete q.lastError;
+    }
+    await this.mutate(entry, (r) => {
+      const applied = applyResult(r, q.key, addrs, result, now, this.policy);
+      if (result.connectionFailure && q.retryAt !== undefined) {
+        // The whole queue waits for its retry time; its recipients share that time.
+        const retryAt = q.retryAt;
+        const recipients = applied.record.recipients.map((x) => (x.status === 'pending' && addrs.includes(x.address) ? { ...x, nextAttemptAt: Math.max(x.nextAttemptAt ?? 0, retryAt) } : x));
+        return { record: { ...applied.record, recipients }, actions: applied.actions };
+      }
+      return applied;
+    });
+  }
+
+  // ---------------------------------------------------------------- applying changes
+
+  /** Serialises changes to one message; `fn` sees the latest record. Undefined = no change. */
+  private mutate(entry: Entry, fn: (r: MessageRecord) => Applied | undefined): Promise<void> {
+    this.mutations++;
+    const run = async () => {
+      if (entry.removed) return;
+      const applied = fn(entry.record);
+      if (!applied) return;
+      entry.record = applied.record;
+      await this.runActions(entry, applied.actions);
+      if (!entry.removed) this.place(entry);
+    };
+    const p = entry.chain
+      .then(run, run)
+      .catch((err: unknown) => this.logger.error({ err, messageId: entry.record.id }, 'queue state change failed'))
+      .finally(() => {
+        this.mutations--;
+        this.schedulePump();
+      });
+    entry.chain = p;
+    return p;
+  }
+
+  private async runActions(entry: Entry, actions: readonly QueueAction[]): Promise<void> {
+    const rec = entry.record;
+    for (const a of actions) if (a.kind === 'dsn') await this.sendDsn(rec, a.dsnKind, a.recipients);
+    for (const a of actions) {
+      if (a.kind === 'persist') {
+        await this.spool.persist(entry.record).catch((err: unknown) => this.logger.error({ err, messageId: rec.id }, 'could not persist the queue record'));
+      } else if (a.kind === 'remove') {
+        entry.removed = true;
+        this.forget(entry);
+        await this.spool.remove(rec.id).catch((err: unknown) => this.logger.error({ err, messageId: rec.id }, 'could not remove the spooled message'));
+      }
+    }
+    for (const a of actions) if (a.kind === 'track') this.emit(a.event, rec);
+  }
+
+  private forget(entry: Entry): void {
+    const id = entry.record.id;
+    for (const k of entry.keys) {
+      const q = this.queues.get(k);
+      if (q) {
+        q.ready.delete(id);
+        q.waiting.delete(id);
+        this.maybeDropQueue(q);
+      }
+    }
+    this.unreachable.delete(id);
+    this.poison.delete(id);
+    this.messages.delete(id);
+    entry.keys.clear();
+  }
+
+  private emit(e: Omit<TrackingEvent, 'timestamp' | 'messageId' | 'sender'>, rec: Partial<Omit<MessageRecord, 'id'>> & { id: string }): void {
+    try {
+      this.tracking.emit({
+        timestamp: new Date(this.clock.now()),
+        messageId: rec.id,
+        sender: rec.mailFrom ?? '',
+        ...(rec.internetMessageId ? { internetMessageId: rec.internetMessageId } : {}),
+        ...(rec.size !== undefined ? { totalBytes: rec.size } : {}),
+        ...(rec.subject ? { subject: rec.subject } : {}),
+        ...e,
+      });
+    } catch (err) {
+      this.logger.warn({ err }, 'tracking sink failed');
+    }
+  }
+
+  private defaultDomain(): string {
+    const d = this.config.acceptedDomains.find((a) => a.default && !a.domainName.startsWith('*')) ?? this.config.acceptedDomains.find((a) => !a.domainName.startsWith('*'));
+    return d?.domainName ?? this.config.server.fqdn;
+  }
+
+  /** Composes a DSN and submits it through the Intake with the null sender. A failure is logged and dropped. */
+  private async sendDsn(rec: MessageRecord, kind: 'failure' | 'delay' | 'success', recipients: readonly DsnRecipientInfo[]): Promise<void> {
+    if (rec.mailFrom === null || !recipients.length) return;
+    try {
+      const maxAttach = this.config.transportService.externalDsnMaxMessageAttachSize;
+      const full = attachFullOriginal(kind, rec.ret, rec.size, maxAttach);
+      const original = full ? await readFile(this.spool.bodyPath(rec.id)) : await readHead(this.spool.bodyPath(rec.id));
+      const now = new Date(this.clock.now());
+      const fqdn = this.config.server.fqdn;
+      const token = randomBytes(8).toString('hex').toUpperCase();
+      const dsn = composeDsn({
+        kind,
+        reportingMta: fqdn,
+        from: `postmaster@${this.defaultDomain()}`,
+        to: rec.mailFrom,
+        recipients,
+        ...(rec.subject ? { originalSubject: rec.subject } : {}),
+        ...(rec.internetMessageId ? { originalMessageId: rec.internetMessageId } : {}),
+        ...(rec.envid ? { envid: rec.envid } : {}),
+        ...(rec.ret ? { ret: rec.ret } : {}),
+        arrivalDate: new Date(rec.receivedAt),
+        now,
+        ...(kind === 'delay' ? { retryUntil: new Date(expiresAt(rec.receivedAt, this.policy)) } : {}),
+        original,
+        originalIsHeadersOnly: !full,
+        boundary: `=_mailyard_${rec.id}_${token}`,
+        messageId: `${token}.${rec.id}@${fqdn}`,
+      });
+      const res = await this.accept(
+        {
+          envelope: { mailFrom: null, recipients: [{ address: rec.mailFrom, notify: [] }], body: rec.body === '7BIT' ? '8BITMIME' : rec.body, smtputf8: rec.smtputf8 },
+          source: { kind: 'dsn' },
+          receivedAt: now,
+        },
+        dsn,
+      );
+      this.emit(
+        { eventId: 'DSN', source: 'DSN', recipients: recipients.map((r) => r.address), recipientStatus: recipients.map((r) => `${r.action} ${r.status}`), relatedRecipientAddress: rec.mailFrom, reference: res.id, sourceContext: kind },
+        rec,
+      );
+    } catch (err) {
+      this.logger.error({ err, messageId: rec.id, kind }, 'could not generate a delivery status notification; dropped');
+    }
+  }
+
+  // ---------------------------------------------------------------- Unreachable / admin verbs
+
+  private resubmitUnreachable(): number {
+    let n = 0;
+    for (const id of [...this.unreachable]) {
+      const entry = this.messages.get(id);
+      if (!entry) continue;
+      n++;
+      this.mutate(entry, (r) => {
+        const c = categorize(r, this.config, { now: this.clock.now(), localServer: this.localServer, rerouteUnreachable: true });
+        if (!c.changed) return undefined;
+        const owed = pendingDsns(c.record, this.clock.now());
+        const base: Applied = owed ?? { record: c.record, actions: [{ kind: 'persist' }] };
+        const actions: QueueAction[] = [...base.actions];
+        if (!actions.some((a) => a.kind === 'persist' || a.kind === 'remove')) actions.push({ kind: 'persist' });
+        return { record: base.record, actions };
+      });
+    }
+    return n;
+  }
+
+  private entryOrThrow(id: string): Entry {
+    const e = this.messages.get(id) ?? this.messages.get(id.toUpperCase()) ?? this.messages.get(id.split('\\').pop() ?? '');
+    if (!e || e.removed) throw new QueueAdminError('NOT_FOUND', `no message with id ${id}`);
+    return e;
+  }
+
+  private queueIdentity(q: DQueue): string {
+    return q.key.nextHopDomain;
+  }
+
+  private findQueue(name: string): DQueue | 'Unreachable' | 'Poison' | 'Submission' {
+    const n = name.split('\\').pop() ?? name;
+    if (/^unreachable( domain)?$/i.test(n)) return 'Unreachable';
+    if (/^poison( message)?$/i.test(n)) return 'Poison';
+    if (/^submission$/i.test(n)) return 'Submission';
+    for (const q of this.queues.values()) if (q.keyStr === name || this.queueIdentity(q).toLowerCase() === n.toLowerCase()) return q;
+    throw new QueueAdminError('NOT_FOUND', `no queue named ${name}`);
+  }
+
+  listQueues(): QueueInfo[] {
+    const now = this.clock.now();
+    const out: QueueInfo[] = [];
+    const submission = [...this.messages.values()].filter((e) => !e.record.categorized && !e.removed).length;
+    out.push({ identity: 'Submission', deliveryType: 'Undefined', nextHopDomain: 'Submission', connector: null, status: 'Ready', messageCount: submission, activeCount: 0 });
+    for (const q of this.queues.values()) {
+      const count = new Set([...q.ready, ...q.waiting, ...[...this.messages.values()].filter((e) => e.inflight.has(q.keyStr)).map((e) => e.record.id)]).size;
+      const retry = q.retryAt !== undefined && q.retryAt > now;
+      out.push({
+        identity: this.queueIdentity(q),
+        deliveryType: q.key.deliveryType,
+        nextHopDomain: q.key.nextHopDomain,
+        connector: q.key.connector,
+        status: q.suspended ? 'Suspended' : q.active ? 'Active' : retry ? 'Retry' : 'Ready',
+        messageCount: count,
+        activeCount: q.active,
+        ...(q.lastError ? { lastError: q.lastError } : {}),
+        ...(retry ? { nextRetryTime: new Date(q.retryAt!).toISOString() } : {}),
+      });
+    }
+    out.push({
+      identity: 'Unreachable',
+      deliveryType: 'Unreachable',
+      nextHopDomain: 'Unreachable Domain',
+      connector: null,
+      status: this.unreachableSuspended ? 'Suspended' : 'Ready',
+      messageCount: this.unreachable.size,
+      activeCount: 0,
+      ...(this.unreachable.size ? { lastError: 'A matching connector cannot be found to route the external recipient' } : {}),
+    });
+    if (this.poison.size) out.push({ identity: 'Poison', deliveryType: 'Undefined', nextHopDomain: 'Poison Message', connector: null, status: 'Suspended', messageCount: this.poison.size, activeCount: 0 });
+    return out;
+  }
+
+  private messageInfo(e: Entry, queueName: string): MessageInfo {
+    const r = e.record;
+    const now = this.clock.now();
+    const pending = r.recipients.filter((x) => x.status === 'pending');
+    const status: MessageInfo['status'] = r.poisoned ? 'Poisoned' : r.suspended ? 'Suspended' : e.inflight.size ? 'Active' : pending.some((x) => x.nextAttemptAt !== undefined && x.nextAttemptAt > now) ? 'Retry' : 'Ready';
+    const lastError = pending.find((x) => x.lastError)?.lastError;
+    return {
+      id: r.id,
+      queue: queueName,
+      status,
+      fromAddress: r.mailFrom ?? '<>',
+      ...(r.subject ? { subject: r.subject } : {}),
+      ...(r.internetMessageId ? { internetMessageId: r.internetMessageId } : {}),
+      size: r.size,
+      receivedAt: new Date(r.receivedAt).toISOString(),
+      expiresAt: new Date(expiresAt(r.receivedAt, this.policy)).toISOString(),
+      ...(lastError ? { lastError } : {}),
+      recipients: r.recipients.map((x) => ({
+        address: x.address,
+        status: x.status,
+        ...(x.route ? { queue: x.route.deliveryType === 'Unreachable' ? 'Unreachable' : x.route.nextHopDomain } : {}),
+        ...(x.lastError ? { lastError: x.lastError } : {}),
+        ...(x.nextAttemptAt !== undefined ? { nextAttemptAt: new Date(x.nextAttemptAt).toISOString() } : {}),
+        ...(x.finalReply ? { finalReply: x.finalReply } : {}),
+      })),
+    };
+  }
+
+  listMessages(queue?: string): MessageInfo[] {
+    const out: MessageInfo[] = [];
+    if (queue) {
+      const q = this.findQueue(queue);
+      if (q === 'Unreachable') for (const id of this.unreachable) { const e = this.messages.get(id); if (e) out.push(this.messageInfo(e, 'Unreachable')); }
+      else if (q === 'Poison') for (const id of this.poison) { const e = this.messages.get(id); if (e) out.push(this.messageInfo(e, 'Poison')); }
+      else if (q === 'Submission') for (const e of this.messages.values()) { if (!e.record.categorized) out.push(this.messageInfo(e, 'Submission')); }
+      else {
+        for (const e of this.messages.values()) if (e.keys.has(q.keyStr)) out.push(this.messageInfo(e, this.queueIdentity(q)));
+      }
+      return out;
+    }
+    for (const e of this.messages.values()) {
+      if (e.removed) continue;
+      const names = e.record.poisoned ? ['Poison'] : [...e.keys].map((k) => (k === UNREACHABLE_STR ? 'Unreachable' : this.queues.get(k) ? this.queueIdentity(this.queues.get(k)!) : k));
+      out.push(this.messageInfo(e, names.join(',') || 'Submission'));
+    }
+    return out;
+  }
+
+  getMessage(id: string): MessageInfo {
+    const e = this.entryOrThrow(id);
+    return this.messageInfo(e, [...e.keys].join(','));
+  }
+
+  /** Retry-Queue: try now and reset the ladder; for Unreachable, route its messages again. */
+  retryQueue(name: string): { queue: string; messages: number } {
+    const q = this.findQueue(name);
+    if (q === 'Unreachable') return { queue: 'Unreachable', messages: this.resubmitUnreachable() };
+    if (q === 'Poison') throw new QueueAdminError('BAD_REQUEST', 'the Poison queue cannot be retried as a whole; resume its messages one by one');
+    if (q === 'Submission') return { queue: 'Submission', messages: 0 };
+    q.failures = 0;
+    delete q.retryAt;
+    let n = 0;
+    for (const id of [...q.waiting, ...q.ready]) {
+      const e = this.messages.get(id);
+      if (!e) continue;
+      n++;
+      e.record = { ...e.record, recipients: e.record.recipients.map((r) => (r.route && nextHopKeyString(r.route) === q.keyStr && r.status === 'pending' ? (({ nextAttemptAt: _n, ...rest }) => rest)(r) : r)) };
+      this.place(e);
+    }
+    this.schedulePump();
+    return { queue: this.queueIdentity(q), messages: n };
+  }
+
+  /** Suspends a message (by id) or a queue (by identity). */
+  async suspend(target: string): Promise<{ suspended: string }> {
+    if (this.messages.has(target) || this.messages.has(target.toUpperCase())) {
+      const e = this.entryOrThrow(target);
+      if (e.record.poisoned) throw new QueueAdminError('BAD_REQUEST', 'messages in the Poison queue are already suspended');
+      await this.mutate(e, (r) => ({ record: { ...r, suspended: true }, actions: [{ kind: 'persist' }] }));
+      for (const k of e.keys) this.queues.get(k)?.ready.delete(e.record.id);
+      return { suspended: e.record.id };
+    }
+    const q = this.findQueue(target);
+    if (q === 'Unreachable') this.unreachableSuspended = true;
+    else if (q === 'Poison' || q === 'Submission') throw new QueueAdminError('BAD_REQUEST', `the ${q} queue cannot be suspended here`);
+    else q.suspended = true;
+    return { suspended: typeof q === 'string' ? q : this.queueIdentity(q) };
+  }
+
+  /** Resumes a message or a queue; resuming a poisoned message resubmits it. */
+  async resume(target: string): Promise<{ resumed: string }> {
+    if (this.messages.has(target) || this.messages.has(target.toUpperCase())) {
+      const e = this.entryOrThrow(target);
+      if (e.record.poisoned) {
+        this.poison.delete(e.record.id);
+        this.emit({ eventId: 'POISONMESSAGE', source: 'QUEUE', recipients: e.record.recipients.map((r) => r.address), sourceContext: 'resumed by administrator' }, e.record);
+        await this.mutate(e, (r) => ({ record: { ...r, poisoned: false, poisonCount: 0, suspended: false }, actions: [{ kind: 'persist' }] }));
+      } else {
+        await this.mutate(e, (r) => ({ record: { ...r, suspended: false }, actions: [{ kind: 'persist' }] }));
+      }
+      this.admit(e);
+      this.schedulePump();
+      return { resumed: e.record.id };
+    }
+    const q = this.findQueue(target);
+    if (q === 'Unreachable') {
+      this.unreachableSuspended = false;
+      this.resubmitUnreachable();
+    } else if (q !== 'Poison' && q !== 'Submission') q.suspended = false;
+    this.schedulePump();
+    return { resumed: typeof q === 'string' ? q : this.queueIdentity(q) };
+  }
+
+  /** Remove-Message: with ndr (default true) the sender gets an NDR for the recipients not yet delivered. */
+  async remove(id: string, opts: { ndr?: boolean } = {}): Promise<{ removed: string; pending?: boolean }> {
+    const e = this.entryOrThrow(id);
+    const ndr = opts.ndr ?? true;
+    if (e.inflight.size) {
+      e.pendingRemove = { ndr };
+      return { removed: e.record.id, pending: true };
+    }
+    await this.removeNow(e, ndr);
+    return { removed: e.record.id };
+  }
+
+  private async removeNow(e: Entry, ndr: boolean): Promise<void> {
+    const pending = e.record.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    if (!ndr) this.emit({ eventId: 'DROP', source: 'QUEUE', recipients: pending, sourceContext: 'removed by administrator without NDR' }, e.record);
+    await this.mutate(e, (r) => {
+      const applied = failRecipients(r, ADMIN_REMOVED_REPLY, this.clock.now(), { withDsn: ndr, source: 'QUEUE' });
+      const actions = applied.actions.filter((a) => a.kind !== 'persist' && a.kind !== 'remove' && (ndr || a.kind !== 'track'));
+      return { record: applied.record, actions: [...actions, { kind: 'remove' }] };
+    });
+  }
+
+  /** Export-Message: the message in Replay-directory format (X-Sender / X-Receiver, then the message). */
+  async export(id: string): Promise<Buffer> {
+    const e = this.entryOrThrow(id);
+    const r = e.record;
+    const params: string[] = [];
+    if (r.body !== '7BIT') params.push(`BODY=${r.body}`);
+    if (r.ret) params.push(`RET=${r.ret}`);
+    if (r.envid) params.push(`ENVID=${r.envid}`);
+    const lines = [`X-Sender: <${r.mailFrom ?? ''}>${params.length ? ` ${params.join(' ')}` : ''}`];
+    for (const x of r.recipients) {
+      if (x.status !== 'pending') continue;
+      const p: string[] = [];
+      if (x.notify) p.push(`NOTIFY=${x.notify.length ? x.notify.join(',') : 'NEVER'}`);
+      if (x.orcpt) p.push(`ORcpt=${x.orcpt}`);
+      lines.push(`X-Receiver: <${x.address}>${p.length ? ` ${p.join(' ')}` : ''}`);
+    }
+    lines.push('X-CreatedBy: MSExchange15', `X-Source: Mailyard export`);
+    const content = await readFile(this.spool.bodyPath(r.id));
+    return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'), content]);
+  }
+
+  /** Counts for health and metrics. */
+  stats(): { messages: number; active: number; queues: number; unreachable: number; poison: number } {
+    return { messages: this.messages.size, active: this.active, queues: this.queues.size, unreachable: this.unreachable.size, poison: this.poison.size };
+  }
+
+  /** Ids of every queued message (tests). */
+  messageIds(): MessageId[] {
+    return [...this.messages.keys()] as MessageId[];
+  }
+}
+
+/** Reads the header block of a spooled message (up to the first empty line, at most 256 KB). */
+async function readHead(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(256 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const b = buf.subarray(0, bytesRead);
+    const end = b.indexOf('\r\n\r\n');
+    return end >= 0 ? b.subarray(0, end + 4) : b;
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The DATA stage of a Receive connector session: reads the message as smtp-server hands it over
+ * (dot-unstuffed), holds the header block until it is complete to apply the header checks (size,
+ * hop count, header firewall, missing Message-ID/Date for submissions), then streams header and
+ * body into the Intake. Counts the real size as it goes and stops feeding the Intake as soon as a
+ * limit is crossed, but always reads the client's data to its end so the reply lands in sequence.
+ * Resolves with the Intake's result only after `accept` resolved, i.e. after the message is
+ * durable; any limit or Intake failure resolves with the refusal instead (never throws).
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import type { IntakeResult } from '../model/intake.js';
+import { IntakeError } from '../model/intake.js';
+import type { SmtpReply } from '../model/reply.js';
+import { applyHeaderFirewall, fieldValue, hasField, hopCountExceeded, splitHeader } from '../policy/headers.js';
+import type { Permission } from '../policy/permissions.js';
+import { REPLIES } from '../policy/replies.js';
+
+export interface DataOptions {
+  readonly source: Readable;
+  /** Infinity when the session may bypass the limit. */
+  readonly maxMessageSize: number;
+  readonly maxHeaderSize: number;
+  readonly maxHopCount: number;
+  readonly permissions: ReadonlySet<Permission>;
+  readonly rejectBareLf: boolean;
+  /** Fields to add when absent (authenticated submissions): full "Name: value" without CRLF. */
+  readonly addIfMissing?: { readonly messageId: string; readonly date: string };
+  readonly accept: (body: Readable) => Promise<IntakeResult>;
+}
+
+export type DataOutcome =
+  | { readonly kind: 'accepted'; readonly result: IntakeResult; readonly internetMessageId?: string; readonly stripped: readonly string[] }
+  | { readonly kind: 'rejected'; readonly reply: SmtpReply; readonly reason: string; readonly cause?: unknown };
+
+function findHeaderEnd(buf: Buffer): { headerEnd: number; bodyStart: number } | undefined {
+  if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) return { headerEnd: 0, bodyStart: 2 };
+  if (buf.length >= 1 && buf[0] === 0x0a) return { headerEnd: 0, bodyStart: 1 };
+  const crlf = buf.indexOf('\r\n\r\n');
+  const lf = buf.indexOf('\n\n');
+  if (crlf < 0 && lf < 0) return undefined;
+  if (lf >= 0 && (crlf < 0 || lf < crlf)) return { headerEnd: lf + 1, bodyStart: lf + 2 };
+  return { headerEnd: crlf + 2, bodyStart: crlf + 4 };
+}
+
+export function receiveData(o: DataOptions): Promise<DataOutcome> {
+  return new Promise<DataOutcome>((resolve) => {
+    let total = 0;
+    let lastByte = -1;
+    let headerBuf: Buffer[] = [];
+    let headerLen = 0;
+    let out: PassThrough | undefined;
+    let accepting: Promise<IntakeResult> | undefined;
+    let failure: { reply: SmtpReply; reason: string } | undefined;
+    let internetMessageId: string | undefined;
+    let stripped: string[] = [];
+    let settled = false;
+
+    const finish = (v: DataOutcome) => {
+      if (!settled) {
+        settled = true;
+        resolve(v);
+      }
+    };
+    const fail = (reply: SmtpReply, reason: string) => {
+      if (failure) return;
+      failure = { reply, reason };
+      headerBuf = [];
+      if (out) out.destroy(new Error(`message refused: ${reason}`));
+      o.source.resume();
+    };
+
+    const startBody = (header: Buffer, rest: Buffer | undefined, hadSeparator: boolean) => {
+      const fields = splitHeader(header.toString('latin1'));
+      if (hopCountExceeded(fields, o.maxHopCount)) return fail(REPLIES.hopCountExceeded, `more than ${o.maxHopCount} Received fields`);
+      const fw = applyHeaderFirewall(fields, o.permissions);
+      stripped = fw.stripped;
+      const extra: string[] = [];
+      if (o.addIfMissing) {
+        if (!hasField(fw.kept, 'message-id')) {
+          extra.push(`Message-ID: ${o.addIfMissing.messageId}\r\n`);
+          internetMessageId = o.addIfMissing.messageId;
+        }
+        if (!hasField(fw.kept, 'date')) extra.push(`Date: ${o.addIfMissing.date}\r\n`);
+      }
+      internetMessageId ??= fieldValue(fw.kept, 'message-id');
+      const newHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + (hadSeparator || rest ? '\r\n' : '\r\n'), 'latin1');
+      out = new PassThrough();
+      accepting = o.accept(out);
+      // Attach a handler at once so an early rejection is never unhandled.
+      accepting.catch(() => {});
+      out.on('drain', () => o.source.resume());
+      out.write(newHeader);
+      if (rest && rest.length && !out.write(rest)) o.source.pause();
+    };
+
+    const checkBareLf = (chunk: Buffer) => {
+      let i = chunk.indexOf(0x0a);
+      while (i >= 0) {
+        const prev = i > 0 ? chunk[i - 1] : lastByte;
+        if (prev !== 0x0d) return true;
+        i = chunk.indexOf(0x0a, i + 1);
+      }
+      return false;
+    };
+
+    o.source.on('data', (chunk: Buffer) => {
+      if (failure) return;
+      total += chunk.length;
+      if (o.rejectBareLf && checkBareLf(chunk)) return fail(REPLIES.bareLineFeedInData, 'bare line feed in message data');
+      lastByte = chunk[chunk.length - 1] ?? lastByte;
+      if (total > o.maxMessageSize) return fail(REPLIES.messageTooBig, `message larger than ${o.maxMessageSize} bytes`);
+      if (out) {
+        if (!out.write(chunk)) o.source.pause();
+        return;
+      }
+      headerBuf.push(chunk);
+      headerLen += chunk.length;
+      const all = Buffer.concat(headerBuf, headerLen);
+      const end = findHeaderEnd(all);
+      if (!end) {
+        if (headerLen > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
+        else headerBuf = [all];
+        return;
+      }
+      if (end.headerEnd > o.maxHeaderSize) return fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
+      headerBuf = [];
+      startBody(all.subarray(0, end.headerEnd), all.subarray(end.bodyStart), true);
+    });
+
+    o.source.on('end', () => {
+      if (!failure && !out) {
+        // The message has no blank line: all of it is header.
+        const all = Buffer.concat(headerBuf, headerLen);
+        if (all.length > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
+        else startBody(all.length && all[all.length - 1] !== 0x0a ? Buffer.concat([all, Buffer.from('\r\n')]) : all, undefined, false);
+      }
+      if (failure) return finish({ kind: 'rejected', reply: failure.reply, reason: failure.reason });
+      out!.end();
+      accepting!.then(
+        (result) => finish({ kind: 'accepted', result, internetMessageId, stripped }),
+        (err: unknown) =>
+          finish(
+            err instanceof IntakeError
+              ? { kind: 'rejected', reply: err.reply, reason: err.message, cause: err }
+              : { kind: 'rejected', reply: REPLIES.transactionFailed, reason: `intake failed: ${(err as Error)?.message ?? String(err)}`, cause: err },
+          ),
+      );
+    });
+
+    const aborted = (err?: Error) => {
+      if (settled) return;
+      if (out && !out.destroyed) out.destroy(err ?? new Error('client went away during DATA'));
+      finish({ kind: 'rejected', reply: REPLIES.transactionFailed, reason: `client connection lost during DATA${err ? `: ${err.message}` : ''}`, cause: err });
+    };
+    o.source.on('error', aborted);
+    o.source.on('close', () => {
+      if (!o.source.readableEnded) aborted();
+    });
+  });
+}

@@ -1,0 +1,189 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { IntakeError } from '../../../src/model/intake.js';
+import { ReceiveService } from '../../../src/receive/service.js';
+import { LineClient } from '../../helpers/smtp-client.js';
+import { message, startHarness } from './harness.js';
+
+describe('Receive service listeners and sessions', () => {
+  test('connectors sharing a binding: the most specific remote range serves the client', async () => {
+    const h = await startHarness({
+      connectors: [
+        { name: 'Everyone', usage: 'Internet', banner: '220 everyone ready' },
+        { name: 'Loopback two', usage: 'Custom', permissionGroups: ['AnonymousUsers'], permissions: ['SMTPAcceptAnyRecipient'], remoteIPRanges: ['127.0.0.2'], banner: '220 relay ready' },
+        { name: 'Loopback net', usage: 'Custom', permissionGroups: ['AnonymousUsers'], remoteIPRanges: ['127.0.0.0/8'], banner: '220 loopback ready' },
+      ],
+    });
+    try {
+      const port = h.port();
+      const a = await LineClient.connect(port);
+      assert.equal((await a.read()).raw, '220 loopback ready');
+      const b = await LineClient.connect(port, { localAddress: '127.0.0.2' });
+      assert.equal((await b.read()).raw, '220 relay ready');
+      await b.cmd('EHLO relay.client');
+      await b.cmd('MAIL FROM:<app@contoso.com>');
+      assert.equal((await b.cmd('RCPT TO:<x@fabrikam.example>')).code, 250, 'the relay connector grants AcceptAnyRecipient');
+      await a.cmd('EHLO other.client');
+      await a.cmd('MAIL FROM:<app@fabrikam.example>');
+      assert.equal((await a.cmd('RCPT TO:<x@fabrikam.example>')).code, 550);
+      a.close();
+      b.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('greetingDelay: a client that talks before the greeting gets 554 5.5.0 and is dropped, nothing executed', async () => {
+    const h = await startHarness({ connectors: [{ name: 'Slow', usage: 'Internet', greetingDelay: '300ms' }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      c.write('EHLO early.example\r\nMAIL FROM:<a@b.example>\r\n');
+      assert.equal((await c.read()).raw, '554 5.5.0 Protocol error: client sent data before the greeting');
+      await c.waitClosed();
+      const polite = await LineClient.connect(h.port());
+      assert.equal((await polite.read(3000)).code, 220);
+      polite.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('implicit TLS (port 465 style): TLS from the first byte, AUTH offered at once', async () => {
+    const h = await startHarness({ tls: true, connectors: [{ name: 'Client Proxy', usage: 'Client', bindings: ['127.0.0.1:0'], tlsMode: 'implicit' }] });
+    try {
+      const c = await LineClient.connect(h.port(), { tls: true });
+      assert.equal((await c.read()).code, 220);
+      const ehlo = await c.cmd('EHLO c.example');
+      assert.ok(ehlo.text.includes('AUTH LOGIN PLAIN'));
+      assert.ok(!ehlo.text.includes('STARTTLS'));
+      c.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('start() fails naming the binding when the port is taken, leaving nothing listening', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet' }] });
+    try {
+      const svc = new ReceiveService({
+        config: { ...h.config, receiveConnectors: [{ ...h.config.receiveConnectors[0]!, bindings: ['127.0.0.1:0', `127.0.0.2:0`] }, { ...h.config.receiveConnectors[0]!, name: 'B', bindings: [`127.0.0.1:${port}`] }] },
+        intake: h.intake,
+        logger: (await import('pino')).default({ level: 'silent' }),
+        protocolLog: h.protocolLog,
+      });
+      await assert.rejects(svc.start(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}.*address already in use`));
+      assert.deepEqual(svc.address(), []);
+    } finally {
+      blocker.close();
+      await h.close();
+    }
+  });
+
+  test('reload: new bindings listen, removed ones stop, a session in flight keeps going', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', banner: '220 old' }] });
+    try {
+      const inFlight = await LineClient.connect(h.port());
+      assert.equal((await inFlight.read()).raw, '220 old');
+      await inFlight.cmd('EHLO x.example');
+      const oldPort = h.port();
+      const next = {
+        ...h.config,
+        receiveConnectors: [{ ...h.config.receiveConnectors[0]!, name: 'B', banner: '220 new', bindings: ['127.0.0.2:0'] }],
+      };
+      await h.service.reload(next);
+      const ep = h.service.address();
+      assert.equal(ep.length, 1);
+      assert.equal(ep[0]!.binding, '127.0.0.2:0');
+      const fresh = await LineClient.connect(ep[0]!.port, { host: '127.0.0.2' });
+      assert.equal((await fresh.read()).raw, '220 new');
+      await assert.rejects(LineClient.connect(oldPort), /ECONNREFUSED/);
+      // the old session still works
+      await inFlight.cmd('MAIL FROM:<a@fabrikam.example>');
+      assert.equal((await inFlight.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+      inFlight.close();
+      fresh.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('stop(grace): idle sessions get 421 4.3.2 Service shutting down', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet' }] });
+    const c = await LineClient.connect(h.port());
+    await c.read();
+    await c.cmd('EHLO x.example');
+    const stopping = h.service.stop(100);
+    assert.equal((await c.read()).raw, '421 4.3.2 Service shutting down');
+    await c.waitClosed();
+    await stopping;
+    await h.close();
+  });
+
+  test('per-source connection limit: 421 4.3.2', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', maxInboundConnectionPerSource: 1 }] });
+    try {
+      const a = await LineClient.connect(h.port());
+      assert.equal((await a.read()).code, 220);
+      const b = await LineClient.connect(h.port());
+      assert.equal((await b.read()).raw, '421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel');
+      await b.waitClosed();
+      a.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('message rate limit per source: 421 4.4.2', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', messageRateLimit: 1 }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      await c.cmd('EHLO x.example');
+      assert.equal((await c.cmd('MAIL FROM:<a@fabrikam.example>')).code, 250);
+      await c.cmd('RSET');
+      assert.equal((await c.cmd('MAIL FROM:<a@fabrikam.example>')).raw, '421 4.4.2 Message submission rate for this client has exceeded the configured limit');
+      await c.waitClosed();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('inactivity timeout: 451 4.7.0 and the connection closes', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', connectionInactivityTimeout: '300ms', connectionTimeout: '10s' }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      assert.equal((await c.read(5000)).raw, '451 4.7.0 Timeout waiting for client input');
+      await c.waitClosed();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('bare LF in DATA is refused when bareLinefeedRejectionEnabled; an intake failure gives its reply', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', bareLinefeedRejectionEnabled: true }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      await c.cmd('EHLO x.example');
+      await c.cmd('MAIL FROM:<a@fabrikam.example>');
+      await c.cmd('RCPT TO:<bob@contoso.com>');
+      await c.cmd('DATA');
+      c.write('Subject: x\r\n\r\nbare\nline\r\n.\r\n');
+      assert.equal((await c.read()).raw, '554 5.6.0 Invalid message content, contains bare linefeeds');
+      h.intake.fail = new IntakeError({ code: 452, enhanced: '4.3.1', text: 'Insufficient system resources' }, 'disk full');
+      await c.cmd('MAIL FROM:<a@fabrikam.example>');
+      await c.cmd('RCPT TO:<bob@contoso.com>');
+      await c.cmd('DATA');
+      assert.equal((await c.cmd(`${message()}.`)).raw, '452 4.3.1 Insufficient system resources');
+      assert.equal(h.intake.stored.length, 0);
+      c.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
