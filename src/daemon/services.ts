@@ -198,8 +198,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
         agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next) });
         config = next;
         users.setFile(next.users.file);
-        await receive.reload(next);
-        void tls; // TODO: certificate reload
+        await receive.reload(next, tls ?? null);
         transport.reload(next);
         await pickup.reload(next);
         // Connections pooled by the old agents finish their current deliveries, then close.

@@ -114,7 +114,8 @@ export function parseBinding(text: string): Binding | { error: string } {
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(t) ?? /^([^:\[\]]+):(\d{1,5})$/.exec(t);
   if (!m) return { error: `bad binding "${text}": expected "IP:port" or "[IPv6]:port"` };
   const port = Number(m[2]);
-  if (port < 1 || port > 65535) return { error: `bad binding "${text}": port must be 1-65535` };
+  // Port 0 asks the system for a free port (tests, and an admin API nobody needs to find).
+  if (port > 65535) return { error: `bad binding "${text}": port must be 0-65535` };
   const raw = m[1]!;
   const ip = parseIp(raw);
   if (!ip) return { error: `bad binding "${text}": "${raw}" is not an IP address` };

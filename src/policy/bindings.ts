@@ -33,3 +33,36 @@ export function bindingMatches(b: Binding, local: { address: string; port: numbe
   const bip = parseIp(b.address);
   return !!bip && bip.family === ip.family && bip.value === ip.value;
 }
+
+/** One TCP listener the Receive service opens, and the configured bindings it serves. */
+export interface ListenerSpec {
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  readonly bindings: string[];
+}
+
+/**
+ * The listeners a connector list needs: one per distinct binding of the enabled connectors, except
+ * that a wildcard binding (0.0.0.0:25, [::]:25) absorbs the specific bindings of its family on
+ * that port (the system would refuse both; connector selection still sees the real local
+ * address). Port 0 bindings are never merged: each is its own ephemeral port.
+ */
+export function listenerSpecs(connectors: readonly { readonly enabled: boolean; readonly bindings: readonly string[] }[]): ListenerSpec[] {
+  const parsed = connectors
+    .filter((c) => c.enabled)
+    .flatMap((c) => c.bindings.map((t) => parseListenBinding(t)))
+    .filter((b): b is Binding => !('error' in b));
+  const wildcardPorts = new Set(parsed.filter((b) => b.wildcard && b.port !== 0).map((b) => `${b.family}|${b.port}`));
+  const specs = new Map<string, ListenerSpec>();
+  for (const b of parsed) {
+    const useWildcard = b.port !== 0 && wildcardPorts.has(`${b.family}|${b.port}`);
+    const host = useWildcard ? (b.family === 4 ? '0.0.0.0' : '::') : b.address;
+    const key = `${host}|${b.port}`;
+    const spec = specs.get(key) ?? { key, host, port: b.port, family: b.family, bindings: [] };
+    if (!spec.bindings.includes(b.text)) spec.bindings.push(b.text);
+    specs.set(key, spec);
+  }
+  return [...specs.values()];
+}

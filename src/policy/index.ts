@@ -7,3 +7,4 @@ export * from './checks.js';
 export * from './headers.js';
 export * from './rate.js';
 export * from './replies.js';
+export * from './peer-identity.js';

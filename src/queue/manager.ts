@@ -96,15 +96,16 @@ export class QueueAdminError extends Error {
 
 interface Entry {
   record: MessageRecord;
-  inflight: Set<string>;
+  /** keyStrs being delivered right now (arrays: most messages have 0 or 1). */
+  inflight: string[];
   chain: Promise<void>;
-  keys: Set<string>;
-  expireArmed: boolean;
-  delayArmed: boolean;
+  keys: string[];
+  /** A 'time' wake-up (delay notice or expiry, whichever is next) is in the heap. */
+  timeArmed: boolean;
   removed: boolean;
   pendingRemove?: { ndr: boolean };
   /** keyStr -> time a wake-up is already scheduled for. */
-  armed: Map<string, number>;
+  armed: Record<string, number> | undefined;
 }
 
 interface DQueue {
@@ -119,10 +120,11 @@ interface DQueue {
   lastError?: string;
 }
 
-type Wake = { kind: 'msg'; id: string; keyStr: string } | { kind: 'expire'; id: string } | { kind: 'delay'; id: string } | { kind: 'queue'; keyStr: string };
+type Wake = { kind: 'msg'; id: string; keyStr: string } | { kind: 'time'; id: string } | { kind: 'queue'; keyStr: string };
 
 const UNREACHABLE_STR = nextHopKeyString(UNREACHABLE_KEY);
 const CLEAN_MARKER = 'clean-shutdown';
+const DONE: Promise<void> = Promise.resolve();
 
 function sourceOfKind(kind: MessageSource['kind']): TrackingEvent['source'] {
   return kind === 'pickup' || kind === 'replay' ? 'PICKUP' : kind === 'dsn' ? 'DSN' : 'SMTP';
@@ -163,7 +165,15 @@ export class Transport {
     this.clock = deps.clock ?? systemClock;
     this.agentFor = deps.agents;
     this.localServer = deps.localServer ?? deps.config.server.name;
-    this.spool = new Spool({ dataDir: deps.config.server.dataDir, fsync: deps.config.transportService.fsyncEnabled, logger: deps.logger });
+    this.spool = new Spool({
+      dataDir: deps.config.server.dataDir,
+      fsync: deps.config.transportService.fsyncEnabled,
+      logger: deps.logger,
+      liveRecord: (id) => {
+        const e = this.messages.get(id);
+        return e && !e.removed ? e.record : undefined;
+      },
+    });
     this.journal = new InflightJournal(this.spool.root);
     this.heap = new TimerHeap<Wake>(this.clock, (items) => this.onWake(items));
     this.intake = { accept: (req, body) => this.accept(req, body) };
@@ -231,6 +241,7 @@ export class Transport {
     while (this.active > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
     await Promise.all([...this.messages.values()].map((e) => e.chain));
     this.heap.stop();
+    await this.spool.close().catch(() => {});
     if (this.active === 0) {
       this.journal.close();
       await writeFile(join(this.spool.root, CLEAN_MARKER), `${new Date().toISOString()}\n`).catch(() => {});
@@ -245,7 +256,7 @@ export class Transport {
 
   private isIdle(): boolean {
     if (this.active > 0 || this.pumpScheduled || this.mutations > 0) return false;
-    for (const e of this.messages.values()) if (e.inflight.size) return false;
+    for (const e of this.messages.values()) if (e.inflight.length) return false;
     for (const q of this.queues.values()) {
       if (q.ready.size && !q.suspended && !(q.retryAt !== undefined && q.retryAt > this.clock.now())) return false;
     }
@@ -302,8 +313,14 @@ export class Transport {
       suspended: false,
       poisoned: false,
     };
-    const cat = categorize(record, this.config, { now: this.clock.now(), localServer: this.localServer });
-    record = cat.record;
+    let cat: ReturnType<typeof categorize> = { record, decisions: new Map(), loop: false, changed: false };
+    try {
+      cat = categorize(record, this.config, { now: this.clock.now(), localServer: this.localServer });
+      record = cat.record;
+    } catch (err) {
+      // A routing bug must not refuse mail: the message waits in Submission and is retried at start-up.
+      this.logger.error({ err, messageId: id }, 'categorizer failed; message left in Submission');
+    }
     try {
       await this.spool.commitNew(record, fh);
     } catch (err) {
@@ -322,6 +339,21 @@ export class Transport {
       },
       record,
     );
+    if (cat.decisions.size) {
+      const rcpts = [...cat.decisions.keys()];
+      this.emit(
+        {
+          eventId: 'RESOLVE',
+          source: 'ROUTING',
+          recipients: rcpts,
+          recipientStatus: rcpts.map((a) => {
+            const d = cat.decisions.get(a)!;
+            return d.kind === 'routed' ? `${d.key.deliveryType} ${d.key.nextHopDomain}${d.key.connector ? ` via ${d.key.connector}` : ''}` : `Unreachable ${d.enhanced} ${d.reason}`;
+          }),
+        },
+        record,
+      );
+    }
     if (cat.loop) this.logger.warn({ event: 'queue.loop', messageId: id, hopCount: record.hopCount }, 'hop count exceeded: message bounced as a loop');
     const entry = this.newEntry(record);
     this.messages.set(id, entry);
@@ -333,7 +365,7 @@ export class Transport {
   // ---------------------------------------------------------------- placement
 
   private newEntry(record: MessageRecord): Entry {
-    return { record, inflight: new Set(), chain: Promise.resolve(), keys: new Set(), expireArmed: false, delayArmed: false, removed: false, armed: new Map() };
+    return { record, inflight: [], chain: DONE, keys: [], timeArmed: false, removed: false, armed: undefined };
   }
 
   /** A message joins the queues: pending DSNs owed, categorize if needed, then place. */
@@ -382,7 +414,7 @@ export class Transport {
         if (q) this.maybeDropQueue(q);
       }
     }
-    entry.keys = wanted;
+    entry.keys = [...wanted];
     if (rec.poisoned) return;
     for (const k of wanted) {
       if (k === UNREACHABLE_STR) {
@@ -391,7 +423,7 @@ export class Transport {
       }
       const key = rec.recipients.find((r) => r.status === 'pending' && r.route && nextHopKeyString(r.route) === k)!.route!;
       const q = this.queueFor(k, key);
-      if (entry.inflight.has(k)) continue; // re-placed when the attempt ends
+      if (entry.inflight.includes(k)) continue; // re-placed when the attempt ends
       const at = dueAt.get(k) ?? 0;
       if (at <= now && !rec.suspended) {
         q.waiting.delete(id);
@@ -399,21 +431,23 @@ export class Transport {
       } else {
         q.ready.delete(id);
         q.waiting.add(id);
-        if (!rec.suspended && entry.armed.get(k) !== at) {
-          entry.armed.set(k, at);
+        if (!rec.suspended && entry.armed?.[k] !== at) {
+          (entry.armed ??= {})[k] = at;
           this.heap.push(at, { kind: 'msg', id, keyStr: k });
         }
       }
     }
-    if (!entry.expireArmed) {
-      entry.expireArmed = true;
-      this.heap.push(expiresAt(rec.receivedAt, this.policy), { kind: 'expire', id });
-    }
-    if (!entry.delayArmed && !rec.delayNotified) {
-      entry.delayArmed = true;
-      const at = delayDsnAt(rec.receivedAt, this.policy);
-      if (at !== undefined) this.heap.push(at, { kind: 'delay', id });
-    }
+    if (!entry.timeArmed) this.armTime(entry);
+  }
+
+  /** One heap entry per message for time: the delay notice if still owed, else expiry. */
+  private armTime(entry: Entry): void {
+    const rec = entry.record;
+    const now = this.clock.now();
+    const delayAt = rec.delayNotified ? undefined : delayDsnAt(rec.receivedAt, this.policy);
+    const at = delayAt !== undefined && delayAt > now ? delayAt : expiresAt(rec.receivedAt, this.policy);
+    entry.timeArmed = true;
+    this.heap.push(at, { kind: 'time', id: rec.id });
   }
 
   private queueFor(k: string, key: NextHopKey): DQueue {
@@ -442,17 +476,24 @@ export class Transport {
       const entry = this.messages.get(w.id);
       if (!entry || entry.removed) continue;
       if (w.kind === 'msg') {
-        entry.armed.delete(w.keyStr);
+        if (entry.armed) delete entry.armed[w.keyStr];
         this.place(entry);
-      } else if (w.kind === 'expire') {
+      } else if (w.kind === 'time') {
+        entry.timeArmed = false;
         if (entry.record.poisoned) continue;
-        if (entry.inflight.size) {
-          this.heap.push(this.clock.now() + 1000, { kind: 'expire', id: w.id });
-          continue;
+        const now = this.clock.now();
+        if (now >= expiresAt(entry.record.receivedAt, this.policy)) {
+          if (entry.inflight.length) {
+            // applyResult expires deferred recipients itself; look again shortly for the others.
+            entry.timeArmed = true;
+            this.heap.push(now + 1000, { kind: 'time', id: w.id });
+            continue;
+          }
+          this.mutate(entry, (r) => expireMessage(r, this.clock.now(), this.policy));
+        } else {
+          this.mutate(entry, (r) => delayCheck(r, this.clock.now(), this.policy));
+          this.armTime(entry);
         }
-        this.mutate(entry, (r) => expireMessage(r, this.clock.now(), this.policy));
-      } else if (w.kind === 'delay') {
-        this.mutate(entry, (r) => delayCheck(r, this.clock.now(), this.policy));
       }
     }
     this.schedulePump();
@@ -494,7 +535,7 @@ export class Transport {
         const id = q.ready.values().next().value as string;
         q.ready.delete(id);
         const entry = this.messages.get(id);
-        if (!entry || entry.removed || entry.record.suspended || entry.record.poisoned || entry.inflight.has(q.keyStr)) continue;
+        if (!entry || entry.removed || entry.record.suspended || entry.record.poisoned || entry.inflight.includes(q.keyStr)) continue;
         const due = dueRecipients(entry.record, q.keyStr, now, nextHopKeyString);
         progress = true;
         if (!due.length) {
@@ -510,14 +551,14 @@ export class Transport {
     q.active++;
     this.active++;
     this.deliveriesStarted++;
-    if (entry.inflight.size === 0) this.journal.start(entry.record.id);
-    entry.inflight.add(q.keyStr);
+    if (entry.inflight.length === 0) this.journal.start(entry.record.id);
+    entry.inflight = [...entry.inflight, q.keyStr];
     void this.runDelivery(entry, q, due).finally(() => {
       q.active--;
       this.active--;
-      entry.inflight.delete(q.keyStr);
-      if (entry.inflight.size === 0) this.journal.end(entry.record.id);
-      if (entry.pendingRemove && entry.inflight.size === 0) {
+      entry.inflight = entry.inflight.filter((k) => k !== q.keyStr);
+      if (entry.inflight.length === 0) this.journal.end(entry.record.id);
+      if (entry.pendingRemove && entry.inflight.length === 0) {
         const ndr = entry.pendingRemove.ndr;
         delete entry.pendingRemove;
         void this.removeNow(entry, ndr);
@@ -614,7 +655,8 @@ export class Transport {
 
   private async runActions(entry: Entry, actions: readonly QueueAction[]): Promise<void> {
     const rec = entry.record;
-    for (const a of actions) if (a.kind === 'dsn') await this.sendDsn(rec, a.dsnKind, a.recipients);
+    const dsnEvents: (() => void)[] = [];
+    for (const a of actions) if (a.kind === 'dsn') { const ev = await this.sendDsn(rec, a.dsnKind, a.recipients); if (ev) dsnEvents.push(ev); }
     for (const a of actions) {
       if (a.kind === 'persist') {
         await this.spool.persist(entry.record).catch((err: unknown) => this.logger.error({ err, messageId: rec.id }, 'could not persist the queue record'));
@@ -625,6 +667,7 @@ export class Transport {
       }
     }
     for (const a of actions) if (a.kind === 'track') this.emit(a.event, rec);
+    for (const ev of dsnEvents) ev();
   }
 
   private forget(entry: Entry): void {
@@ -640,7 +683,7 @@ export class Transport {
     this.unreachable.delete(id);
     this.poison.delete(id);
     this.messages.delete(id);
-    entry.keys.clear();
+    entry.keys = [];
   }
 
   private emit(e: Omit<TrackingEvent, 'timestamp' | 'messageId' | 'sender'>, rec: Partial<Omit<MessageRecord, 'id'>> & { id: string }): void {
@@ -665,8 +708,10 @@ export class Transport {
   }
 
   /** Composes a DSN and submits it through the Intake with the null sender. A failure is logged and dropped. */
-  private async sendDsn(rec: MessageRecord, kind: 'failure' | 'delay' | 'success', recipients: readonly DsnRecipientInfo[]): Promise<void> {
-    if (rec.mailFrom === null || !recipients.length) return;
+  /** Returns the DSN tracking event to emit once the FAIL/SEND events of the same change are out. */
+  private async sendDsn(rec: MessageRecord, kind: 'failure' | 'delay' | 'success', recipients: readonly DsnRecipientInfo[]): Promise<(() => void) | undefined> {
+    if (rec.mailFrom === null || !recipients.length) return undefined;
+    const mailFrom = rec.mailFrom;
     try {
       const maxAttach = this.config.transportService.externalDsnMaxMessageAttachSize;
       const full = attachFullOriginal(kind, rec.ret, rec.size, maxAttach);
@@ -700,12 +745,14 @@ export class Transport {
         },
         dsn,
       );
-      this.emit(
-        { eventId: 'DSN', source: 'DSN', recipients: recipients.map((r) => r.address), recipientStatus: recipients.map((r) => `${r.action} ${r.status}`), relatedRecipientAddress: rec.mailFrom, reference: res.id, sourceContext: kind },
-        rec,
-      );
+      return () =>
+        this.emit(
+          { eventId: 'DSN', source: 'DSN', recipients: recipients.map((r) => r.address), recipientStatus: recipients.map((r) => `${r.action} ${r.status}`), relatedRecipientAddress: mailFrom, reference: res.id, sourceContext: kind },
+          rec,
+        );
     } catch (err) {
       this.logger.error({ err, messageId: rec.id, kind }, 'could not generate a delivery status notification; dropped');
+      return undefined;
     }
   }
 
@@ -755,7 +802,7 @@ export class Transport {
     const submission = [...this.messages.values()].filter((e) => !e.record.categorized && !e.removed).length;
     out.push({ identity: 'Submission', deliveryType: 'Undefined', nextHopDomain: 'Submission', connector: null, status: 'Ready', messageCount: submission, activeCount: 0 });
     for (const q of this.queues.values()) {
-      const count = new Set([...q.ready, ...q.waiting, ...[...this.messages.values()].filter((e) => e.inflight.has(q.keyStr)).map((e) => e.record.id)]).size;
+      const count = new Set([...q.ready, ...q.waiting, ...[...this.messages.values()].filter((e) => e.inflight.includes(q.keyStr)).map((e) => e.record.id)]).size;
       const retry = q.retryAt !== undefined && q.retryAt > now;
       out.push({
         identity: this.queueIdentity(q),
@@ -787,7 +834,7 @@ export class Transport {
     const r = e.record;
     const now = this.clock.now();
     const pending = r.recipients.filter((x) => x.status === 'pending');
-    const status: MessageInfo['status'] = r.poisoned ? 'Poisoned' : r.suspended ? 'Suspended' : e.inflight.size ? 'Active' : pending.some((x) => x.nextAttemptAt !== undefined && x.nextAttemptAt > now) ? 'Retry' : 'Ready';
+    const status: MessageInfo['status'] = r.poisoned ? 'Poisoned' : r.suspended ? 'Suspended' : e.inflight.length ? 'Active' : pending.some((x) => x.nextAttemptAt !== undefined && x.nextAttemptAt > now) ? 'Retry' : 'Ready';
     const lastError = pending.find((x) => x.lastError)?.lastError;
     return {
       id: r.id,
@@ -819,7 +866,7 @@ export class Transport {
       else if (q === 'Poison') for (const id of this.poison) { const e = this.messages.get(id); if (e) out.push(this.messageInfo(e, 'Poison')); }
       else if (q === 'Submission') for (const e of this.messages.values()) { if (!e.record.categorized) out.push(this.messageInfo(e, 'Submission')); }
       else {
-        for (const e of this.messages.values()) if (e.keys.has(q.keyStr)) out.push(this.messageInfo(e, this.queueIdentity(q)));
+        for (const e of this.messages.values()) if (e.keys.includes(q.keyStr)) out.push(this.messageInfo(e, this.queueIdentity(q)));
       }
       return out;
     }
@@ -900,7 +947,7 @@ export class Transport {
   async remove(id: string, opts: { ndr?: boolean } = {}): Promise<{ removed: string; pending?: boolean }> {
     const e = this.entryOrThrow(id);
     const ndr = opts.ndr ?? true;
-    if (e.inflight.size) {
+    if (e.inflight.length) {
       e.pendingRemove = { ndr };
       return { removed: e.record.id, pending: true };
     }

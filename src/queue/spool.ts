@@ -2,25 +2,31 @@
  * The spool: plain files under `server.dataDir`, laid out for an administrator (docs/spool.md):
  *
  *   queue/v1/messages/<id>.eml    the message as accepted (our Received header first, CRLF line
- *                                 endings, not dot-stuffed). Written once; stored once however
- *                                 many next hops the message has.
- *   queue/v1/records/<id>.json    envelope + per-recipient state (record.ts), replaced atomically
- *                                 (temp -> fsync -> rename -> fsync directory).
+ *                                 endings, not dot-stuffed). Written once and fsync'd; stored once
+ *                                 however many next hops the message has.
+ *   queue/v1/log/<seq>.jsonl      the record log (record-log.ts): one JSON line per version of a
+ *                                 message's record (envelope + per-recipient state), and
+ *                                 {"removed":"<id>"} when it leaves the queue. Last line wins.
  *   queue/v1/quarantine/          damaged records (and their content) set aside at start-up.
  *
- * Promises: `store` resolves only when the content and the record are fsync'd and their directory
- * entries are too (directory fsyncs are shared between concurrent callers: group commit). A record
- * is the commit marker: content without a record was never acknowledged and is removed at start-up.
- * Only the header block is looked at while spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
+ * Promises: `commitNew` resolves only when the content is fsync'd, its directory entry is fsync'd
+ * and the record line is durable; directory fsyncs and record appends are shared between concurrent
+ * callers (group commit), so the cost per message is about one fsync. A record line is the commit
+ * marker: content without a record was never acknowledged and is removed at start-up. Removal
+ * appends the removal line before deleting the content. Only the header block is looked at while
+ * spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
  */
-import { open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IntakeError } from '../model/intake.js';
 import type { MessageId } from '../model/ids.js';
-import { DirSyncer, ensureDir, writeFileAtomic, fsyncDir } from '../platform/fs-atomic.js';
-import { CrlfNormalizer, decodeRecord, encodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
+import { DirSyncer, ensureDir, fsyncDir } from '../platform/fs-atomic.js';
+import { CrlfNormalizer, Interner, decodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
+import { RecordLog } from './record-log.js';
+
+export { CrlfNormalizer } from './record.js';
 
 export const SPOOL_LAYOUT_VERSION = 'v1';
 const MAX_HEADER_CAPTURE = 256 * 1024;
@@ -29,6 +35,8 @@ export interface SpoolOptions {
   readonly dataDir: string;
   readonly fsync: boolean;
   readonly logger: Logger;
+  /** The current record of a queued message (for log compaction); undefined once it is gone. */
+  readonly liveRecord?: (id: string) => MessageRecord | undefined;
 }
 
 export interface QuarantinedRecord {
@@ -57,50 +65,55 @@ export function storageError(err: unknown): IntakeError {
   return new IntakeError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing; try again later' }, `spool write failed: ${(err as Error)?.message}`, { cause: err });
 }
 
-export { CrlfNormalizer } from './record.js';
+export function recordLine(r: MessageRecord): string {
+  return JSON.stringify(r);
+}
 
 export class Spool {
   readonly root: string;
   readonly messagesDir: string;
-  readonly recordsDir: string;
+  readonly logDir: string;
   readonly quarantineDir: string;
-  private readonly dirs: DirSyncer;
+  private readonly msgDir: DirSyncer;
+  private readonly log: RecordLog;
   private readonly logger: Logger;
   readonly fsync: boolean;
-  /** Files fsync'd (for benchmarks: fsyncs per message). */
+  /** Content files fsync'd (benchmarks: fsyncs per message). */
   fileSyncs = 0;
 
   constructor(opts: SpoolOptions) {
     this.root = join(opts.dataDir, 'queue', SPOOL_LAYOUT_VERSION);
     this.messagesDir = join(this.root, 'messages');
-    this.recordsDir = join(this.root, 'records');
+    this.logDir = join(this.root, 'log');
     this.quarantineDir = join(this.root, 'quarantine');
     this.fsync = opts.fsync;
     this.logger = opts.logger;
-    this.dirs = new DirSyncer([this.messagesDir, this.recordsDir], { fsync: opts.fsync });
+    this.msgDir = new DirSyncer([this.messagesDir], { fsync: opts.fsync });
+    const live = opts.liveRecord;
+    this.log = new RecordLog(this.logDir, opts.fsync, (id) => {
+      const r = live?.(id);
+      return r ? recordLine(r) : undefined;
+    });
   }
 
-  get dirSyncRounds(): number {
-    return this.dirs.rounds;
+  /** fsync rounds that are not content files: directory fsyncs + record-log commits. */
+  get sharedSyncs(): number {
+    return this.msgDir.rounds + this.log.syncs;
   }
 
   async init(): Promise<void> {
-    for (const d of [this.messagesDir, this.recordsDir, this.quarantineDir]) await ensureDir(d);
+    for (const d of [this.messagesDir, this.logDir, this.quarantineDir]) await ensureDir(d);
     const readme = join(this.root, 'README');
-    await writeFile(readme, 'Mailyard queue spool, layout v1. See docs/spool.md. Do not edit files while the daemon runs.\n', { flag: 'wx' }).catch(() => {});
+    await writeFile(readme, 'Mailyard queue spool, layout v1: messages/<id>.eml (content), log/<seq>.jsonl (records, last line wins), quarantine/. See docs/spool.md. Do not edit files while the daemon runs.\n', { flag: 'wx' }).catch(() => {});
   }
 
   bodyPath(id: MessageId | string): string {
     return join(this.messagesDir, `${id}.eml`);
   }
 
-  recordPath(id: MessageId | string): string {
-    return join(this.recordsDir, `${id}.json`);
-  }
-
   /**
    * Writes the content file (prepend first, CRLF line endings) WITHOUT fsync; returns the open handle
-   * for `commitNew` to fsync in parallel with the record.
+   * for `commitNew`.
    */
   async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: FileHandle }> {
     const fh = await open(this.bodyPath(id), 'wx', 0o640);
@@ -133,9 +146,13 @@ export class Spool {
         }
         size += out.length;
       };
-      if (prepend) await take(Buffer.from(prepend, 'utf8'));
-      if (Buffer.isBuffer(body)) await take(body);
-      else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+      if (prepend && Buffer.isBuffer(body)) {
+        await take(Buffer.concat([Buffer.from(prepend, 'utf8'), body]));
+      } else {
+        if (prepend) await take(Buffer.from(prepend, 'utf8'));
+        if (Buffer.isBuffer(body)) await take(body);
+        else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+      }
       const headerText = head.length ? head[0]!.toString('latin1') : '';
       const end = headerText.indexOf('\r\n\r\n');
       const facts = readHeaderFacts(end >= 0 ? headerText.slice(0, end) : headerText);
@@ -147,113 +164,89 @@ export class Spool {
     }
   }
 
-  /** Makes a new message durable: fsync content + record temp in parallel, rename, shared directory fsync. */
+  /** Makes a new message durable: content fsync, then (shared) directory fsync + record append. */
   async commitNew(record: MessageRecord, content: FileHandle): Promise<void> {
-    const id = record.id;
-    const tmp = join(this.recordsDir, `.${id}.json.tmp`);
-    let recFh: FileHandle | undefined;
     try {
-      recFh = await open(tmp, 'w', 0o640);
-      await recFh.writeFile(encodeRecord(record));
       if (this.fsync) {
-        await Promise.all([content.sync(), recFh.sync()]);
-        this.fileSyncs += 2;
+        await content.sync();
+        this.fileSyncs++;
       }
-      await recFh.close();
-      recFh = undefined;
       await content.close();
-      await rename(tmp, this.recordPath(id));
-      await this.dirs.sync();
+      await Promise.all([this.msgDir.sync(), this.log.append([{ id: record.id, text: recordLine(record) }])]);
     } catch (err) {
-      await recFh?.close().catch(() => {});
       await content.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      await unlink(this.recordPath(id)).catch(() => {});
-      await unlink(this.bodyPath(id)).catch(() => {});
+      await unlink(this.bodyPath(record.id)).catch(() => {});
       throw err;
     }
   }
 
-  /** Replaces a record durably (temp -> fsync -> rename -> shared directory fsync). */
+  /** Records a new version of a record durably (group-committed). */
   async persist(record: MessageRecord): Promise<void> {
-    await writeFileAtomic(this.recordPath(record.id), encodeRecord(record), { fsync: this.fsync });
-    if (this.fsync) this.fileSyncs++;
-    await this.dirs.sync();
+    await this.log.append([{ id: record.id, text: recordLine(record) }]);
   }
 
-  /** Removes a message: the record first (the commit marker), then the content. */
+  /** Removes a message: the removal line first (durable), then the content. */
   async remove(id: MessageId | string): Promise<void> {
-    await unlink(this.recordPath(id)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
+    await this.log.append([{ id, text: undefined }]);
     await unlink(this.bodyPath(id)).catch(() => {});
-    await this.dirs.sync();
   }
 
-  /** Moves a record (and its content, if any) to quarantine/. */
-  async quarantine(id: string, reason: string): Promise<void> {
-    const stamp = new Date().toISOString().replace(/[:.]/g, '');
-    for (const [from, name] of [[this.recordPath(id), `${id}.json`], [this.bodyPath(id), `${id}.eml`]] as const) {
-      await rename(from, join(this.quarantineDir, `${name}`)).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code === 'EEXIST' || e.code === 'ENOTEMPTY') await rename(from, join(this.quarantineDir, `${name}.${stamp}`)).catch(() => {});
-      });
+  private async quarantineRaw(id: string | undefined, where: string, raw: string, reason: string): Promise<void> {
+    const name = id ?? where.replace(/[^0-9A-Za-z.-]/g, '_');
+    await writeFile(join(this.quarantineDir, `${name}.json`), `${raw}\n`).catch(() => {});
+    if (id) {
+      await rename(this.bodyPath(id), join(this.quarantineDir, `${id}.eml`)).catch(() => {});
     }
-    await writeFile(join(this.quarantineDir, `${id}.reason.txt`), `${reason}\n`).catch(() => {});
-    if (this.fsync) await fsyncDir(this.quarantineDir).catch(() => {});
-    this.logger.warn({ event: 'spool.quarantine', messageId: id, reason }, `spool record ${id} is damaged and was moved to ${this.quarantineDir}: ${reason}`);
+    await writeFile(join(this.quarantineDir, `${name}.reason.txt`), `${where}: ${reason}\n`).catch(() => {});
+    this.logger.warn({ event: 'spool.quarantine', messageId: id, where, reason }, `spool record ${id ?? where} is damaged and was moved to ${this.quarantineDir}: ${reason}`);
   }
 
-  /** Reads every record; damaged ones are quarantined, leftovers of unacknowledged writes removed. */
+  /** Replays the record log; damaged records are quarantined, leftovers of unacknowledged writes removed. Opens the log for appends. */
   async load(): Promise<LoadResult> {
-    const recordNames = await readdir(this.recordsDir);
-    const messageNames = new Set(await readdir(this.messagesDir));
+    const messageNames = new Set((await readdir(this.messagesDir)).filter((n) => n.endsWith('.eml')));
+    const { records: parsed, damaged } = await this.log.replay();
+    const interner = new Interner();
     const records: MessageRecord[] = [];
     const quarantined: QuarantinedRecord[] = [];
-    const ids = new Set<string>();
-    const todo: string[] = [];
-    for (const name of recordNames) {
-      if (name.endsWith('.tmp')) {
-        await unlink(join(this.recordsDir, name)).catch(() => {});
+    for (const d of damaged) {
+      if (d.id && parsed.has(d.id)) continue; // a later good version exists
+      await this.quarantineRaw(d.id, d.where, d.raw, d.reason);
+      quarantined.push({ id: d.id ?? d.where, reason: d.reason });
+      if (d.id) messageNames.delete(`${d.id}.eml`);
+    }
+    for (const [id, obj] of parsed) {
+      const rec = decodeRecord(obj, id);
+      let reason: string | undefined;
+      if ('error' in rec) reason = rec.error;
+      else if (!messageNames.has(`${id}.eml`)) reason = 'content file is missing';
+      if (reason !== undefined) {
+        await this.quarantineRaw(id, 'log', JSON.stringify(obj), reason);
+        quarantined.push({ id, reason });
+        this.log.forget(id);
+        messageNames.delete(`${id}.eml`);
         continue;
       }
-      if (!name.endsWith('.json')) continue;
-      todo.push(name.slice(0, -5));
+      records.push(interner.record(rec as MessageRecord));
+      messageNames.delete(`${id}.eml`);
     }
-    let next = 0;
-    const worker = async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= todo.length) return;
-        const id = todo[i]!;
-        ids.add(id);
-        let reason: string | undefined;
-        let rec: MessageRecord | undefined;
-        try {
-          const text = await readFile(this.recordPath(id), 'utf8');
-          const d = decodeRecord(text, id);
-          if ('error' in d) reason = d.error;
-          else if (!messageNames.has(`${id}.eml`)) reason = 'content file is missing';
-          else rec = d;
-        } catch (err) {
-          reason = `unreadable: ${(err as Error).message}`;
-        }
-        if (rec) records.push(rec);
-        else {
-          await this.quarantine(id, reason ?? 'unknown');
-          quarantined.push({ id, reason: reason ?? 'unknown' });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(64, todo.length) }, worker));
     let orphansRemoved = 0;
     for (const name of messageNames) {
-      if (!name.endsWith('.eml')) continue;
-      if (!ids.has(name.slice(0, -4))) {
-        await unlink(join(this.messagesDir, name)).catch(() => {});
-        orphansRemoved++;
-      }
+      await unlink(join(this.messagesDir, name)).catch(() => {});
+      orphansRemoved++;
     }
+    if (quarantined.length && this.fsync) await fsyncDir(this.quarantineDir).catch(() => {});
+    await this.log.open();
+    parsed.clear();
     records.sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
     return { records, quarantined, orphansRemoved };
+  }
+
+  /** Number of record-log segment files (tests). */
+  get logSegments(): number {
+    return this.log.segmentCount;
+  }
+
+  async close(): Promise<void> {
+    await this.log.close();
   }
 }

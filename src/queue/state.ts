@@ -79,7 +79,11 @@ function deliveryTrackingEvent(key: NextHopKey | undefined): { eventId: Tracking
 /** Adds persist or remove; actions are listed in the order they run: DSNs, persist/remove, tracking. */
 function finish(record: MessageRecord, actions: QueueAction[], changed: boolean): Applied {
   const store: QueueAction | undefined = record.recipients.every(isTerminal) ? { kind: 'remove' } : changed ? { kind: 'persist' } : undefined;
-  const ordered = [...actions.filter((a) => a.kind === 'dsn'), ...(store ? [store] : []), ...actions.filter((a) => a.kind === 'track')];
+  // One notice per kind per change: recipients of the same kind share a DSN.
+  const dsns = new Map<DsnKind, DsnRecipientInfo[]>();
+  for (const a of actions) if (a.kind === 'dsn') dsns.set(a.dsnKind, [...(dsns.get(a.dsnKind) ?? []), ...a.recipients]);
+  const merged: QueueAction[] = [...dsns].map(([dsnKind, recipients]) => ({ kind: 'dsn', dsnKind, recipients }));
+  const ordered = [...merged, ...(store ? [store] : []), ...actions.filter((a) => a.kind === 'track')];
   return { record, actions: ordered };
 }
 
@@ -203,11 +207,21 @@ export function failRecipients(record: MessageRecord, reply: SmtpReply, now: num
   return finish(next, actions, infos.length > 0);
 }
 
-/** Expiry: every pending recipient fails with 550 4.4.7 and an NDR. */
+/**
+ * Expiry: every pending recipient fails with an NDR: 550 4.4.7 QUEUE.Expired, or 550 5.4.4 Unable
+ * to route for recipients that waited in Unreachable (CONTRACT.md "no route").
+ */
 export function expireMessage(record: MessageRecord, now: number, policy: RetryPolicy): Applied | undefined {
   if (!isExpired(record.receivedAt, now, policy)) return undefined;
-  if (!record.recipients.some((r) => r.status === 'pending')) return undefined;
-  return failRecipients(record, EXPIRED_REPLY, now, { withDsn: true });
+  const pending = record.recipients.filter((r) => r.status === 'pending');
+  if (!pending.length) return undefined;
+  const unreachable = pending.filter((r) => r.route?.deliveryType === 'Unreachable').map((r) => r.address);
+  const others = pending.filter((r) => r.route?.deliveryType !== 'Unreachable').map((r) => r.address);
+  if (!unreachable.length) return failRecipients(record, EXPIRED_REPLY, now, { withDsn: true });
+  if (!others.length) return failRecipients(record, UNROUTABLE_REPLY, now, { withDsn: true, source: 'ROUTING' });
+  const a = failRecipients(record, UNROUTABLE_REPLY, now, { addresses: unreachable, withDsn: true, source: 'ROUTING' });
+  const b = failRecipients(a.record, EXPIRED_REPLY, now, { addresses: others, withDsn: true });
+  return finish(b.record, [...a.actions, ...b.actions].filter((x) => x.kind === 'dsn' || x.kind === 'track'), true);
 }
 
 /** DSNs owed for recipients that became terminal before any DSN was sent (bounced at intake). */

@@ -52,6 +52,8 @@ const REWRITES: ReadonlyArray<{ code: number; text: RegExp | string; reply: Smtp
   { code: 250, text: 'OK', reply: REPLIES.ok },
   { code: 252, text: /^Try to send something/, reply: REPLIES.cannotVrfy },
   { code: 220, text: 'Ready to start TLS', reply: REPLIES.startTls },
+  { code: 503, text: 'Error: TLS already active', reply: REPLIES.tlsAlreadyActive },
+  { code: 501, text: 'Error: syntax: STARTTLS', reply: REPLIES.syntaxError },
   { code: 354, text: /^End data with/, reply: REPLIES.startData },
   { code: 235, text: 'Authentication successful', reply: REPLIES.authOk },
   { code: 501, text: 'Authentication aborted', reply: REPLIES.authCancelled },
@@ -188,7 +190,8 @@ export class MailyardConnection extends SMTPConnection {
   #tarpitFor(code: number): number {
     const c = this.settings.connector;
     if (code === 535) return c.authTarpitInterval;
-    if (code >= 500 && !this.ctx.authUser && code !== 554 && this._ready) return c.tarpitInterval;
+    // only anonymous sessions are tarpitted; authenticated users and proven peers never are
+    if (code >= 500 && this.ctx.principal.kind === 'anonymous' && this._ready) return c.tarpitInterval;
     return 0;
   }
 
@@ -272,7 +275,8 @@ export class MailyardConnection extends SMTPConnection {
     }
     const inAuth = !!this._nextHandler;
     this.ctx.log('<', redact(command, inAuth));
-    if (this.draining && !inAuth) {
+    if (this.draining && !inAuth && !this.session.envelope.mailFrom) {
+      // stopping: a transaction in progress may finish; nothing new starts
       this.sendReply(REPLIES.shuttingDown);
       return;
     }
@@ -280,7 +284,7 @@ export class MailyardConnection extends SMTPConnection {
       let bad: SmtpReply | undefined;
       if (command.includes(BARE_LF_MARK)) bad = REPLIES.bareLineFeed;
       else if (command.includes(0x00)) bad = REPLIES.nulInCommand;
-      else if (command.includes(0x0d)) bad = REPLIES.bareLineFeed;
+      else if (command.includes(0x0d)) bad = REPLIES.bareCarriageReturn;
       if (bad) {
         this.sendReply(bad);
         setImmediate(next);
@@ -354,7 +358,7 @@ export class MailyardConnection extends SMTPConnection {
     super.handler_AUTH(command, callback);
   }
 
-  /** For shutdown: refuse whatever comes next and close when idle. */
+  /** For shutdown: let a transaction in progress finish, refuse anything that would start a new one. */
   startDraining(): void {
     this.draining = true;
   }

@@ -18,6 +18,7 @@ import { parseAddress } from '../model/address.js';
 import { checkMailFrom, checkRcpt } from '../policy/checks.js';
 import { classifyDomain } from '../policy/accepted-domains.js';
 import { formatPermissions } from '../policy/permissions.js';
+import { certificateNames, principalFromCertificate } from '../policy/peer-identity.js';
 import { REPLIES, queuedReply } from '../policy/replies.js';
 import { MailyardSmtpServer, sessionContexts, type MailyardConnection } from './connection.js';
 import { receiveData } from './data.js';
@@ -34,7 +35,7 @@ export interface ConnectorDeps {
   readonly intake: Intake;
   readonly logger: Logger;
   readonly protocolLog: ProtocolLogSink;
-  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
   readonly users?: VerifyLogin;
   readonly recipientExists?: RecipientLookup;
   readonly shared: SharedLimits;
@@ -88,12 +89,18 @@ export class ConnectorRuntime {
         heloResponse: '%s Hello %s',
         minVersion: deps.config.tls.minVersion,
         ...(deps.tls ? { key: deps.tls.key, cert: deps.tls.cert } : {}),
+        // Client certificates prove organization servers and Domain Secure partners; they are
+        // asked for (never required) where a CA is configured and the connector admits such peers.
+        ...(deps.tls?.ca && this.#wantsPeerCertificates() ? { requestCert: true, rejectUnauthorized: false, ca: deps.tls.ca } : {}),
         onConnect: (session, cb) => this.onConnect(session, cb),
         onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
         onAuth: (auth, session, cb) => this.onAuth(auth.method, auth.username ?? '', auth.password ?? '', session, cb),
         onMailFrom: (address, session, cb) => this.onMailFrom(address.address, address.args || {}, session, cb),
-        onRcptTo: (address, session, cb) => void this.onRcptTo(address.address, session, cb),
-        onData: (stream, session, cb) => void this.onData(stream, session, cb),
+        onRcptTo: (address, session, cb) => this.#guard('RCPT TO', cb, () => this.onRcptTo(address.address, session, cb)),
+        onData: (stream, session, cb) =>
+          this.#guard('DATA', cb, () => this.onData(stream, session, cb), () => {
+            if (stream.readable) stream.resume();
+          }),
       },
       {
         connector: c,
@@ -135,6 +142,20 @@ export class ConnectorRuntime {
     hooks.opened(this.server.connectSession(socket, ctx, hooks.closed));
   }
 
+  #wantsPeerCertificates(): boolean {
+    const g = this.connector.permissionGroups;
+    return this.connector.domainSecureEnabled || g.includes('ExchangeServers') || g.includes('ExchangeLegacyServers') || g.includes('Partners');
+  }
+
+  /** Runs an async handler; a bug inside it becomes a 451 for the client and a log line, never a crash. */
+  #guard(step: string, cb: (err?: Error | null) => void, run: () => Promise<void>, cleanup?: () => void): void {
+    run().catch((err: unknown) => {
+      this.logger.error({ code: 'RECEIVE_HANDLER_FAILED', err, step }, 'internal error in a Receive connector handler');
+      cleanup?.();
+      cb(smtpError(REPLIES.transactionFailed));
+    });
+  }
+
   #ctx(session: object): SessionContext {
     const ctx = sessionContexts.get(session);
     if (!ctx) throw new Error('session without context');
@@ -149,8 +170,13 @@ export class ConnectorRuntime {
       this.logger.warn({ code: 'RECEIVE_CONNECTION_LIMIT', remote: ctx.remoteText, limit: c.maxInboundConnection }, 'connection refused: connector limit');
       return cb(smtpError(REPLIES.tooManyConnections));
     }
-    if (counts.fromSource > c.maxInboundConnectionPerSource) {
-      this.logger.warn({ code: 'RECEIVE_SOURCE_LIMIT', remote: ctx.remoteText, limit: c.maxInboundConnectionPerSource }, 'connection refused: per-source limit');
+    // MaxInboundConnectionPercentagePerSource: one source may hold this share of the connections
+    // still free (counting its own); only meaningful with a finite maxInboundConnection.
+    const shareLimit = Number.isFinite(c.maxInboundConnection)
+      ? Math.max(1, Math.floor((c.maxInboundConnectionPercentagePerSource / 100) * (c.maxInboundConnection - counts.total + counts.fromSource)))
+      : Number.POSITIVE_INFINITY;
+    if (counts.fromSource > c.maxInboundConnectionPerSource || counts.fromSource > shareLimit) {
+      this.logger.warn({ code: 'RECEIVE_SOURCE_LIMIT', remote: ctx.remoteText, limit: Math.min(c.maxInboundConnectionPerSource, shareLimit) }, 'connection refused: per-source limit');
       return cb(smtpError(REPLIES.tooManyConnectionsFromSource));
     }
     if (c.authMechanism.includes('ExternalAuthoritative')) ctx.principal = { kind: 'externallySecured' };
@@ -163,10 +189,25 @@ export class ConnectorRuntime {
     const s = socket as tls.TLSSocket;
     const cipher = typeof s.getCipher === 'function' ? s.getCipher() : undefined;
     const protocol = (typeof s.getProtocol === 'function' ? s.getProtocol() : null) ?? 'unknown';
-    ctx.tls = { protocol, cipher: cipher?.standardName ?? cipher?.name ?? 'unknown' };
+    const peer = s.authorized && typeof s.getPeerCertificate === 'function' ? s.getPeerCertificate() : undefined;
+    const subject = peer && Object.keys(peer).length ? certificateNames(peer).join(' ') : undefined;
+    ctx.tls = { protocol, cipher: cipher?.standardName ?? cipher?.name ?? 'unknown', authorized: !!s.authorized, ...(subject ? { peerCertificateSubject: subject } : {}) };
     ctx.log('*', '', `TLS protocol ${protocol} negotiation succeeded using cipher ${ctx.tls.cipher}`);
     // RFC 3207: everything learnt before TLS is forgotten, the identity included.
     if (ctx.principal.kind === 'user') ctx.principal = { kind: 'anonymous' };
+    if (peer && s.authorized) {
+      const who = principalFromCertificate({
+        names: certificateNames(peer),
+        organizationServers: this.deps.config.organization.servers,
+        domainSecureEnabled: this.connector.domainSecureEnabled,
+        domainSecureList: this.deps.config.transportService.tlsReceiveDomainSecureList,
+      });
+      if (who) {
+        ctx.principal = { kind: who.kind };
+        ctx.log('*', who.name, who.kind === 'server' ? 'Client certificate proves an organization server' : 'Client certificate proves a Domain Secure partner');
+        this.logger.info({ code: 'TLS_PEER_AUTHENTICATED', peer: who.name, principal: who.kind, remote: ctx.remoteText }, 'TLS client certificate accepted');
+      }
+    }
     ctx.refreshPermissions();
     cb();
   }

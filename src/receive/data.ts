@@ -85,6 +85,9 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       internetMessageId ??= fieldValue(fw.kept, 'message-id');
       const newHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + (hadSeparator || rest ? '\r\n' : '\r\n'), 'latin1');
       out = new PassThrough();
+      // The Intake sees a destroyed stream through its own reads; this listener only keeps an
+      // abort (limit crossed, client gone) from surfacing as an unhandled 'error' event.
+      out.on('error', () => {});
       accepting = o.accept(out);
       // Attach a handler at once so an early rejection is never unhandled.
       accepting.catch(() => {});

@@ -22,7 +22,7 @@ import type { Intake } from '../model/intake.js';
 import type { ProtocolLogSink } from '../model/protocol.js';
 import { formatReply } from '../model/reply.js';
 import { parseIp, formatEndpoint } from '../model/ip-range.js';
-import { parseListenBinding } from '../policy/bindings.js';
+import { listenerSpecs, type ListenerSpec } from '../policy/bindings.js';
 import { selectConnector } from '../policy/connector-select.js';
 import { REPLIES } from '../policy/replies.js';
 import type { MailyardConnection } from './connection.js';
@@ -34,7 +34,8 @@ export interface ReceiveServiceDeps {
   readonly intake: Intake;
   readonly logger: Logger;
   readonly protocolLog: ProtocolLogSink;
-  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
+  /** Server certificate; `ca` (tls.caFile) enables client certificates for server/partner peers. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
   /** Verifies an SMTP AUTH login (e.g. UsersStore.verify); without it AUTH is not offered. */
   readonly users?: VerifyLogin;
   /** Recipient validation for Authoritative domains when mailboxDelivery.recipientValidation is on. */
@@ -49,37 +50,10 @@ export interface BoundEndpoint {
   readonly port: number;
 }
 
-interface ListenerSpec {
-  readonly key: string;
-  readonly host: string;
-  readonly port: number;
-  readonly family: 4 | 6;
-  readonly bindings: string[];
-}
-
 interface Listener {
   readonly spec: ListenerSpec;
   readonly server: net.Server;
   actualPort: number;
-}
-
-/** The listeners a connector list needs (pure). */
-export function listenerSpecs(connectors: readonly ReceiveConnector[]): ListenerSpec[] {
-  const parsed = connectors
-    .filter((c) => c.enabled)
-    .flatMap((c) => c.bindings.map((t) => parseListenBinding(t)))
-    .filter((b): b is Exclude<typeof b, { error: string }> => !('error' in b));
-  const wildcardPorts = new Set(parsed.filter((b) => b.wildcard && b.port !== 0).map((b) => `${b.family}|${b.port}`));
-  const specs = new Map<string, ListenerSpec>();
-  for (const b of parsed) {
-    const useWildcard = b.port !== 0 && wildcardPorts.has(`${b.family}|${b.port}`);
-    const host = useWildcard ? (b.family === 4 ? '0.0.0.0' : '::') : b.address;
-    const key = `${host}|${b.port}`;
-    const spec = specs.get(key) ?? { key, host, port: b.port, family: b.family, bindings: [] };
-    if (!spec.bindings.includes(b.text)) spec.bindings.push(b.text);
-    specs.set(key, spec);
-  }
-  return [...specs.values()];
 }
 
 export class ReceiveService {
@@ -92,9 +66,11 @@ export class ReceiveService {
   readonly #logger: Logger;
   #stopping = false;
   #warned = new Set<string>();
+  #tls: ReceiveServiceDeps['tls'];
 
   constructor(private readonly deps: ReceiveServiceDeps) {
     this.#config = deps.config;
+    this.#tls = deps.tls;
     this.#logger = deps.logger.child({ component: 'receive' });
     this.#buildRuntimes(deps.config);
   }
@@ -103,11 +79,11 @@ export class ReceiveService {
     const next = new Map<string, ConnectorRuntime>();
     for (const c of config.receiveConnectors) {
       if (!c.enabled) continue;
-      if (c.tlsMode === 'implicit' && !this.deps.tls) {
+      if (c.tlsMode === 'implicit' && !this.#tls) {
         throw new Error(`Receive connector "${c.name}": tlsMode implicit needs a certificate (tls.certFile and tls.keyFile)`);
       }
-      const rt = new ConnectorRuntime(c, { ...this.deps, config, shared: this.#shared });
-      if ((c.authMechanism.includes('Tls') || c.requireTLS) && c.tlsMode === 'starttls' && !this.deps.tls && !this.#warned.has(c.name)) {
+      const rt = new ConnectorRuntime(c, { ...this.deps, tls: this.#tls, config, shared: this.#shared });
+      if ((c.authMechanism.includes('Tls') || c.requireTLS) && c.tlsMode === 'starttls' && !this.#tls && !this.#warned.has(c.name)) {
         this.#warned.add(c.name);
         this.#logger.warn({ code: 'RECEIVE_NO_CERTIFICATE', connector: c.name }, 'no TLS certificate configured: STARTTLS is not offered on this connector');
       }
@@ -121,7 +97,8 @@ export class ReceiveService {
     const opened: Listener[] = [];
     try {
       for (const spec of listenerSpecs(this.#config.receiveConnectors)) {
-        opened.push(await this.#listen(spec));
+        const l = await this.#listenOrSkip(spec);
+        if (l) opened.push(l);
       }
     } catch (err) {
       await Promise.all(opened.map((l) => this.#closeListener(l)));
@@ -129,6 +106,23 @@ export class ReceiveService {
     }
     for (const l of opened) this.#listeners.set(l.spec.key, l);
     this.#logger.info({ code: 'RECEIVE_STARTED', listeners: this.address() }, 'Receive connectors listening');
+  }
+
+  /**
+   * Like #listen, but an IPv6 wildcard or loopback binding on a host without IPv6 ([::]:25 and
+   * [::1]:2525 in the default connectors) is skipped with a warning instead of failing the start.
+   */
+  async #listenOrSkip(spec: ListenerSpec): Promise<Listener | undefined> {
+    try {
+      return await this.#listen(spec);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (spec.family === 6 && (spec.host === '::' || spec.host === '::1') && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
+        this.#logger.warn({ code: 'RECEIVE_NO_IPV6', bindings: spec.bindings }, 'IPv6 is not available on this host; skipping this IPv6 binding');
+        return undefined;
+      }
+      throw err;
+    }
   }
 
   #listen(spec: ListenerSpec): Promise<Listener> {
@@ -190,26 +184,38 @@ export class ReceiveService {
     });
   }
 
-  /** New sessions use the new config; listeners follow the new bindings; sessions in flight keep going. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * New sessions use the new config (and the new certificate when `tls` is given; null removes
+   * it); listeners follow the new bindings; sessions in flight keep going.
+   */
+  async reload(config: Config, tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer } | null): Promise<void> {
     const old = this.#config;
     const oldRuntimes = this.#runtimes;
+    const oldTls = this.#tls;
     this.#config = config;
+    if (tls !== undefined) this.#tls = tls ?? undefined;
+    const restore = () => {
+      this.#config = old;
+      this.#runtimes = oldRuntimes;
+      this.#tls = oldTls;
+    };
     try {
       this.#buildRuntimes(config);
     } catch (err) {
-      this.#config = old;
-      this.#runtimes = oldRuntimes;
+      restore();
       throw err;
     }
     const wanted = new Map(listenerSpecs(config.receiveConnectors).map((s) => [s.key, s]));
     const opened: Listener[] = [];
     try {
-      for (const [key, spec] of wanted) if (!this.#listeners.has(key)) opened.push(await this.#listen(spec));
+      for (const [key, spec] of wanted) {
+        if (this.#listeners.has(key)) continue;
+        const l = await this.#listenOrSkip(spec);
+        if (l) opened.push(l);
+      }
     } catch (err) {
       await Promise.all(opened.map((l) => this.#closeListener(l)));
-      this.#config = old;
-      this.#runtimes = oldRuntimes;
+      restore();
       throw err;
     }
     for (const l of opened) this.#listeners.set(l.spec.key, l);

@@ -57,7 +57,7 @@ export function categorize(record: MessageRecord, config: Config, opts: Categori
       return { ...rest, route: d.key };
     }
     if (d.action === 'queue') return { ...r, route: UNREACHABLE_KEY, lastError: d.reason };
-    const reply = d.enhanced === '5.3.4' ? TOO_LARGE_REPLY : UNROUTABLE_REPLY;
+    const reply = d.enhanced === '5.3.4' ? TOO_LARGE_REPLY : d.enhanced === '5.4.6' ? LOOP_REPLY : UNROUTABLE_REPLY;
     return { ...r, status: 'failed', route: UNREACHABLE_KEY, finalReply: formatReply(reply), lastError: d.reason, completedAt: opts.now, dsnPending: true };
   });
   return { record: { ...record, recipients, categorized: true }, decisions, loop: false, changed: true };

@@ -134,6 +134,28 @@ function formatSmartHosts(hosts: readonly string[]): string {
     .join(',');
 }
 
+/**
+ * true when a smart host is one of this server's own Receive connector listeners: its name is
+ * ours (or loopback) and its port is one we listen on. A loopback smart host on another port (a
+ * local filter, a sink) is a different program, not a loop.
+ */
+function isOwnListener(config: Config, selfNames: ReadonlySet<string>, smartHost: string, defaultPort: number): boolean {
+  const host = smartHostName(smartHost);
+  const portText = /:(\d+)$/.exec(smartHost.trim().replace(/^\[[^\]]*\]/, (m) => m.replace(/:/g, '')))?.[1];
+  const port = portText ? Number(portText) : defaultPort;
+  const boundHere = config.receiveConnectors.some(
+    (rc) =>
+      rc.enabled &&
+      rc.bindings.some((b) => {
+        const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(b.trim());
+        if (!m || Number(m[2]) !== port) return false;
+        const addr = m[1]!.toLowerCase();
+        return addr === host || addr === '0.0.0.0' || addr === '::' || (selfNames.has(host) && (addr.startsWith('127.') || addr === '::1'));
+      }),
+  );
+  return boundHere && (selfNames.has(host) || config.receiveConnectors.some((rc) => rc.bindings.some((b) => b.includes(host))));
+}
+
 function smartHostName(h: string): string {
   const t = h.trim();
   if (t.startsWith('[')) return t.slice(1, t.indexOf(']')).toLowerCase();
@@ -235,7 +257,7 @@ export function resolveRecipient(config: Config, recipient: string, opts: Resolv
           : { deliveryType: 'DnsConnectorDelivery', nextHopDomain: isSmtp ? domain : recipient, connector: c.name },
       (space) => {
         if (space.type !== 'SMTP' && !useSmartHosts) return `non-SMTP address space ${space.text} needs smart-host routing`;
-        if (useSmartHosts && smartHosts.some((h) => selfNames.has(smartHostName(h)))) return 'a smart host is this server itself (mail loop)';
+        if (useSmartHosts && smartHosts.some((h) => isOwnListener(config, selfNames, h, c.port))) return 'a smart host is this server itself (mail loop)';
         return undefined;
       },
     );
@@ -289,6 +311,9 @@ export function resolveRecipient(config: Config, recipient: string, opts: Resolv
       reason: `the message (${opts.size} bytes) is larger than every connector that could carry it allows`,
       candidates,
     };
+  }
+  if (options.length && options.every((o) => o.dropped?.includes('mail loop'))) {
+    return { kind: 'unroutable', action: 'ndr', enhanced: '5.4.6', reason: 'every matching connector leads back to this server (mail loop)', candidates };
   }
   const reason = options.length
     ? 'A matching connector cannot be found to route the external recipient (every matching connector was dropped)'

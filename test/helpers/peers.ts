@@ -99,6 +99,32 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * A random loopback address (127.100-250.x.y) on which `port` can be bound right now. For peers
+ * that must sit on a fixed port, such as an MX on 25: a private address keeps parallel tests apart.
+ * Throws when the port is taken on every address tried (a wildcard listener on this machine).
+ */
+export async function loopbackAddressFor(port: number): Promise<string> {
+  let lastErr: unknown;
+  for (let i = 0; i < 5; i++) {
+    const a = 100 + Math.floor(Math.random() * 151);
+    const b = Math.floor(Math.random() * 256);
+    const c = 1 + Math.floor(Math.random() * 254);
+    const host = `127.${a}.${b}.${c}`;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const srv = createServer();
+        srv.once('error', reject);
+        srv.listen(port, host, () => srv.close(() => resolve()));
+      });
+      return host;
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  throw new Error(`port ${port} cannot be bound on loopback addresses (a wildcard listener?): ${(lastErr as Error).message}`);
+}
+
 /** Polls `check` until it returns a truthy value or the deadline passes (then throws). */
 export async function waitFor<T>(
   what: string,
@@ -251,6 +277,10 @@ export interface PostfixOptions {
   rejectRecipients?: readonly string[];
   /** Hostname Postfix announces. */
   hostname?: string;
+  /** Loopback address smtpd listens on (default 127.0.0.1; any 127.x.y.z works on Linux). */
+  listenAddress?: string;
+  /** Fixed smtpd port (MX tests need 25: pair it with a random `listenAddress` from loopbackAddressFor). */
+  port?: number;
 }
 
 export interface PostfixPeer {
@@ -298,7 +328,7 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixPe
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startPostfixOnce(opts, await freePort());
+      return await startPostfixOnce(opts, opts.port ?? (await freePort(opts.listenAddress ?? '127.0.0.1')));
     } catch (err) {
       lastErr = err; // most likely the port was taken in between; try another one
     }
@@ -365,7 +395,7 @@ async function startPostfixOnce(opts: PostfixOptions, port: number): Promise<Pos
   if (opts.relayTo) lines.push(`relayhost = [${opts.relayTo.host}]:${opts.relayTo.port}`);
   const rcptRestrictions: string[] = [];
   if (opts.rejectRecipients && opts.rejectRecipients.length > 0) {
-    const inline = opts.rejectRecipients.map((a) => `${a}=550 5.1.1 no such user here`).join(', ');
+    const inline = opts.rejectRecipients.map((a) => `{ ${a} = 550 5.1.1 no such user here }`).join(', ');
     rcptRestrictions.push(`check_recipient_access inline:{ ${inline} }`);
   }
   if (opts.requireAuth) rcptRestrictions.push('permit_sasl_authenticated', 'reject');
@@ -389,7 +419,8 @@ async function startPostfixOnce(opts: PostfixOptions, port: number): Promise<Pos
     );
   }
   await writeFile(join(etc, 'main.cf'), lines.join('\n') + '\n');
-  await writeFile(join(etc, 'master.cf'), `127.0.0.1:${port} inet n - n - - smtpd\n${MASTER_CF_STOCK}`);
+  const host = opts.listenAddress ?? '127.0.0.1';
+  await writeFile(join(etc, 'master.cf'), `${host}:${port} inet n - n - - smtpd\n${MASTER_CF_STOCK}`);
 
   const start = run('postfix', ['-c', etc, 'start']);
   const stopPostfix = async (): Promise<void> => {
@@ -410,7 +441,7 @@ async function startPostfixOnce(opts: PostfixOptions, port: number): Promise<Pos
     throw new Error(`postfix -c ${etc} start failed: ${start.stderr}\n${await readTail(logFile)}`);
   }
   try {
-    await waitFor(`postfix smtpd on 127.0.0.1:${port}`, () => canConnect(port), 15_000, 100);
+    await waitFor(`postfix smtpd on ${host}:${port}`, () => canConnect(port, host), 15_000, 100);
   } catch (err) {
     const tail = await readTail(logFile);
     await stopPostfix();
@@ -424,7 +455,7 @@ async function startPostfixOnce(opts: PostfixOptions, port: number): Promise<Pos
   const maildir = join(mailBase, 'inbox');
   let stopped = false;
   return {
-    host: '127.0.0.1',
+    host,
     port,
     dir,
     maildir,

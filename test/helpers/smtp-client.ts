@@ -122,11 +122,11 @@ export class LineClient {
   }
 
   /** STARTTLS on this connection (after a 220): the socket is wrapped in place. */
-  async upgrade(): Promise<void> {
+  async upgrade(options: tls.ConnectionOptions = {}): Promise<void> {
     const plain = this.#socket as net.Socket;
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
-    const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, ...options });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);

@@ -28,6 +28,8 @@ export interface SinkMessage {
   readonly user?: string;
   /** The local address the client connected to (tells sinks on 127.0.0.x apart). */
   readonly localAddress: string;
+  /** The client's address (the Send connector's sourceIPAddress). */
+  readonly remoteAddress: string;
 }
 
 export interface SinkAuthAttempt {
@@ -39,9 +41,11 @@ export interface SinkOptions {
   readonly host?: string;
   readonly port?: number;
   /** Offer STARTTLS with this key and certificate (PEM). */
-  readonly tls?: { readonly key: Buffer | string; readonly cert: Buffer | string };
+  readonly tls?: { readonly key: Buffer | string; readonly cert: Buffer | string; readonly maxVersion?: 'TLSv1.2' | 'TLSv1.3' };
   /** Offer AUTH PLAIN/LOGIN and accept these credentials. Insecure AUTH is allowed by the sink. */
   readonly auth?: { readonly username: string; readonly password: string };
+  /** SASL mechanisms offered with AUTH (default PLAIN and LOGIN). */
+  readonly authMethods?: readonly string[];
   readonly dsn?: boolean; // default true
   readonly eightBitMime?: boolean; // default true
   readonly smtputf8?: boolean; // default true
@@ -65,6 +69,9 @@ export interface SmtpSink {
   readonly authAttempts: SinkAuthAttempt[];
   /** Number of TCP connections accepted. */
   connections: number;
+  /** Connections closed so far, and the most that were open at once. */
+  readonly closed: number;
+  readonly maxConcurrent: number;
   /** Raw bytes received per connection (plaintext sessions; encrypted bytes after STARTTLS). */
   readonly wire: Buffer[][];
   /** Waits until `predicate` holds, polling; rejects after timeoutMs. */
@@ -84,7 +91,7 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const authAttempts: SinkAuthAttempt[] = [];
   const wire: Buffer[][] = [];
   const host = opts.host ?? '127.0.0.1';
-  const sink = { connections: 0 };
+  const sink = { connections: 0, closed: 0, maxConcurrent: 0 };
 
   const options: SMTPServerOptions = {
     name: 'sink.test',
@@ -99,14 +106,18 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     hidePIPELINING: opts.pipelining === false,
     allowInsecureAuth: true,
     authOptional: true,
-    authMethods: ['PLAIN', 'LOGIN'],
+    authMethods: [...(opts.authMethods ?? ['PLAIN', 'LOGIN'])],
     disabledCommands: [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])],
-    ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
+    ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.maxVersion ? { maxVersion: opts.tls.maxVersion } : {}) } : {}),
     size: 50 * 1024 * 1024,
     onConnect(_session, cb) {
       sink.connections++;
+      sink.maxConcurrent = Math.max(sink.maxConcurrent, sink.connections - sink.closed);
       if (opts.connectReply) return cb(replyError(opts.connectReply));
       cb();
+    },
+    onClose() {
+      sink.closed++;
     },
     onAuth(auth, session, cb) {
       authAttempts.push({ username: auth.username ?? '', secure: !!session.secure });
@@ -136,6 +147,7 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
           secure: !!session.secure,
           ...(session.user ? { user: String(session.user) } : {}),
           localAddress: session.localAddress,
+          remoteAddress: session.remoteAddress,
         });
         if (opts.stallData) return;
         if (opts.dataReply) return cb(replyError(opts.dataReply));
@@ -174,6 +186,12 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     },
     set connections(v: number) {
       sink.connections = v;
+    },
+    get closed() {
+      return sink.closed;
+    },
+    get maxConcurrent() {
+      return sink.maxConcurrent;
     },
     async waitFor(predicate, timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs;

@@ -39,6 +39,7 @@ export async function startMailyard(opts: MailyardOptions = {}): Promise<Mailyar
   await mkdir(join(dir, 'mail'), { recursive: true });
   const internetPort = await freePort();
   const clientPort = await freePort();
+  const adminPort = await freePort();
   const auth = opts.tls ? '[Tls, BasicAuth, BasicAuthRequireTLS]' : '[BasicAuth]';
   const lines = [
     'server:',
@@ -46,7 +47,7 @@ export async function startMailyard(opts: MailyardOptions = {}): Promise<Mailyar
     '  fqdn: mailyard.interop.test',
     `  dataDir: ${dir}/spool`,
     `  logDir: ${dir}/log`,
-    '  admin: { listen: "127.0.0.1:0" }',
+    `  admin: { listen: "127.0.0.1:${adminPort}" }`,
   ];
   if (opts.dnsServer) lines.push('dns:', `  servers: ["${opts.dnsServer}"]`);
   if (opts.tls) lines.push('tls:', `  certFile: ${opts.tls.certFile}`, `  keyFile: ${opts.tls.keyFile}`);
@@ -82,7 +83,10 @@ export async function startMailyard(opts: MailyardOptions = {}): Promise<Mailyar
 
   for (const u of opts.users ?? []) {
     const r = runCli(['user', 'add', u.address, '--password-stdin', '--config', configFile], { input: `${u.password}\n` });
-    if (r.code !== 0) throw new Error(`mailyard user add ${u.address} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    if (r.code !== 0) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`mailyard user add ${u.address} failed (${r.code}): ${r.stderr}${r.stdout}`);
+    }
   }
 
   const daemon = new DaemonProcess(configFile);

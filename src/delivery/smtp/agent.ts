@@ -17,11 +17,13 @@
  * - sessions are reused for up to smtpMaxMessagesPerConnection messages, idle at most
  *   connectionInactivityTimeout; close() ends them.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config, SendConnector } from '../../config/defaults.js';
 import { domainOf } from '../../model/address.js';
 import type { Recipient } from '../../model/envelope.js';
+import { parseIp } from '../../model/ip-range.js';
 import type { DeliveryAgent, DeliveryBatch, DeliveryResult, RecipientOutcome } from '../../model/outcome.js';
 import type { ProtocolLogSink } from '../../model/protocol.js';
 import { parseReply, reply as makeReply } from '../../model/reply.js';
@@ -124,6 +126,7 @@ class SmtpDeliveryAgent implements DeliveryAgent {
 
     // 1. A pooled session to the same next hop (RSET first), or a slot under the connection limits.
     for (;;) {
+      if (this.closed) return all({ kind: 'deferred', category: 'other', detail: 'agent closed', reply: makeReply(451, '4.3.2', 'Delivery agent shutting down') });
       const got = await this.pool.acquire(key, signal);
       if (got.kind === 'aborted') return all({ kind: 'deferred', category: 'connect', detail: 'delivery aborted while waiting for a connection slot', reply: makeReply(451, '4.4.0', 'Delivery aborted') });
       if (got.kind === 'slot') break;
@@ -174,7 +177,7 @@ class SmtpDeliveryAgent implements DeliveryAgent {
         else dnsTemporary = { kind: 'dns', result: 'temporary', name: host.name, detail: addresses.detail };
         continue;
       }
-      for (const ip of addresses.ips) {
+      for (const ip of this.sameFamily(addresses.ips)) {
         if (signal.aborted) break;
         anyAddress = true;
         const target: SessionTarget = { host: host.name, ip, port: host.port };
@@ -202,8 +205,17 @@ class SmtpDeliveryAgent implements DeliveryAgent {
     const failure: DeliveryFailure = lastOpen?.failure ?? { kind: 'socket', code: 'ECONNABORTED', message: 'delivery aborted' };
     const c = classify(failure);
     // Whatever the last host said while we were setting up, the message itself was never refused.
-    const deferred: RecipientOutcome = { kind: 'deferred', reply: c.kind === 'failed' ? makeReply(451, '4.4.0', `${c.reply.code} ${c.reply.enhanced ?? ''} ${c.reply.text}`.replace(/\s+/g, ' ')) : c.reply, category: lastOpen?.authFailure ? 'policy' : c.category, detail: c.detail };
+    const deferred: RecipientOutcome = { kind: 'deferred', reply: c.kind !== 'deferred' ? makeReply(451, '4.4.0', `${c.reply.code} ${c.reply.enhanced ?? ''} ${c.reply.text}`.replace(/\s+/g, ' ')) : c.reply, category: lastOpen?.authFailure ? 'policy' : c.category, detail: c.detail };
     return { ...all(deferred), connectionFailure: true };
+  }
+
+  /** With a sourceIPAddress, only addresses of its family can be reached (when there are any). */
+  private sameFamily(ips: readonly string[]): readonly string[] {
+    const source = this.deps.connector.sourceIPAddress;
+    const family = source && source !== '0.0.0.0' ? parseIp(source)?.family : undefined;
+    if (!family) return ips;
+    const same = ips.filter((ip) => parseIp(ip)?.family === family);
+    return same.length > 0 ? same : ips;
   }
 
   /** Hosts for the batch's next hop (no addresses yet). */
@@ -277,6 +289,7 @@ class SmtpDeliveryAgent implements DeliveryAgent {
       ...(connector.protocolLoggingLevel === 'Verbose' ? { protocolLog } : {}),
       timeouts: this.timeouts,
       logger,
+      ...(connector.forceHELO ? { forceHelo: true } : {}),
     };
   }
 
@@ -330,12 +343,21 @@ class SmtpDeliveryAgent implements DeliveryAgent {
       return { outcomes: new Map(recipients.map((r) => [r.address, o])), session: sessionInfo };
     };
 
+    // The spooled file must be readable before we commit the peer to a DATA phase.
+    try {
+      await access(batch.bodyPath, constants.R_OK);
+    } catch (err) {
+      this.pool.put(key, session, connector.smtpMaxMessagesPerConnection, this.timeouts.socket);
+      const c = classify({ kind: 'socket', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: `cannot read ${batch.bodyPath}` });
+      return { outcomes: new Map(recipients.map((r) => [r.address, outcomeOf(c, undefined)])), session: sessionInfo };
+    }
+
     // SMTPUTF8 / 8BITMIME: what this hop can take.
     const addressesNeedUtf8 = nonAscii(env.mailFrom) || recipients.some((r) => nonAscii(r.address));
     const wants8bit = env.body !== '7BIT' || env.smtputf8;
     let has8bit: boolean | undefined;
     const content8bit = async () => (has8bit ??= await fileHas8bit(batch.bodyPath).catch(() => true));
-    if (env.smtputf8 && !ext.has('SMTPUTF8') && (addressesNeedUtf8 || (await content8bit()))) {
+    if ((env.smtputf8 || addressesNeedUtf8) && !ext.has('SMTPUTF8') && (addressesNeedUtf8 || (await content8bit()))) {
       return allFailed(550, '5.6.7', 'SMTPUTF8 is required but the remote server does not offer it', `${host} does not offer SMTPUTF8`);
     }
     if (wants8bit && !ext.has('8BITMIME') && (await content8bit())) {

@@ -78,7 +78,8 @@ export function isNullMx(records: readonly MxRecord[]): boolean {
 
 /** Plans the hosts for a domain from its MX answer. `mx` is not consulted for address literals. */
 export function planMx(domain: string, mx: DnsResult<MxRecord> | undefined, random: RandomSource): MxPlan {
-  const literal = domain.startsWith('[') ? addressLiteral(domain) : undefined;
+  // "[192.0.2.1]" as routing keeps it, or the bare IP (a domain name is never all-numeric).
+  const literal = addressLiteral(domain);
   if (literal) return { kind: 'literal', ip: literal };
   const name = cleanName(domain);
   if (!mx) return { kind: 'error', failure: { kind: 'dns', result: 'temporary', name, detail: 'no MX answer' } };

@@ -50,6 +50,8 @@ export interface SessionOptions {
   readonly protocolLog?: ProtocolLogSink;
   readonly timeouts: { readonly connect: number; readonly greeting: number; readonly socket: number };
   readonly logger: Logger;
+  /** Send HELO instead of EHLO (Send connector forceHELO). */
+  readonly forceHelo?: boolean;
 }
 
 /** Why a session could not be opened. `retryPlaintext`: a TLS handshake failed under opportunistic TLS. */
@@ -111,9 +113,12 @@ const baseSendCommand = (SMTPConnection.prototype as unknown as Internals)._send
 class TappedConnection extends SMTPConnection {
   rewrite?: (line: string) => string;
   tap?: (line: string) => void;
+  /** Send connector forceHELO: the greeting is answered with HELO (no ESMTP extensions follow). */
+  forceHelo = false;
 
   _sendCommand(str: string, logStr?: string): void {
-    const line = this.rewrite && typeof str === 'string' ? this.rewrite(str) : str;
+    let line = this.rewrite && typeof str === 'string' ? this.rewrite(str) : str;
+    if (this.forceHelo && typeof line === 'string' && line.startsWith('EHLO ')) line = `HELO ${line.slice(5)}`;
     this.tap?.(line);
     baseSendCommand.call(this, line, logStr);
   }
@@ -189,7 +194,11 @@ class ProtocolTap {
   }
 
   reply(text: string): void {
-    const joined = text.replace(/\r?\n/g, ' ');
+    // One log line per reply: continuation lines lose their "250-" prefix (Exchange's layout).
+    const joined = text
+      .split(/\r?\n/)
+      .map((line, i) => (i === 0 ? line : line.replace(/^\d{3}[ -]/, '')))
+      .join(' ');
     if (this.authenticating && /^334[ -]?/.test(joined)) this.write('<', '334 <authentication response>');
     else this.write('<', joined);
   }
@@ -334,6 +343,7 @@ export class SmtpSession {
       transactionLog: true,
     });
     const c = conn;
+    c.forceHelo = opts.forceHelo === true;
     c.tap = (line) => {
       if (/^STARTTLS$/i.test(line)) tlsStarted = true;
       tap.command(line);

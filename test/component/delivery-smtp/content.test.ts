@@ -71,11 +71,13 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
 
   test('connection reuse: 5 messages over one connection; smtpMaxMessagesPerConnection caps it', async () => {
     const s = await sink();
-    const a = agent(s);
+    const log = new MemoryProtocolLog();
+    const a = agent(s, { protocolLoggingLevel: 'Verbose' }, log);
     for (let i = 0; i < 5; i++) assert.equal((await a.deliver(await batch(SIMPLE), signal())).outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
     await a.close?.();
     assert.equal(s.messages.length, 5);
     assert.equal(s.connections, 1);
+    assert.equal(log.lines().filter((l) => l === '> RSET').length, 4, 'RSET between messages');
 
     const s2 = await sink();
     const a2 = agent(s2, { smtpMaxMessagesPerConnection: 2 });
@@ -175,6 +177,15 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.equal(r.connectionFailure, true);
   });
 
+  test('a 421 to one RCPT (pipelined) defers every recipient; none is delivered', async () => {
+    const s = await sink({ rcptReplies: { 'bob@fabrikam.test': '421 4.4.2 Closing connection' } });
+    const a = agent(s);
+    const r = await a.deliver(await batch(SIMPLE, ['ann@fabrikam.test', 'bob@fabrikam.test', 'cid@fabrikam.test']), signal());
+    await a.close?.();
+    for (const addr of ['ann@fabrikam.test', 'bob@fabrikam.test', 'cid@fabrikam.test']) assert.equal(r.outcomes.get(addr)?.kind, 'deferred', addr);
+    assert.equal(s.messages.length, 0);
+  });
+
   test('a 554 after the data fails every accepted recipient with the remote reply', async () => {
     const s = await sink({ dataReply: '554 5.7.1 Message rejected as spam' });
     const a = agent(s);
@@ -209,6 +220,18 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.equal(r.connectionFailure, true);
   });
 
+  test('a spool file that cannot be read defers with local-io; nothing reaches the peer', async () => {
+    const s = await sink();
+    const a = agent(s);
+    const b = await batch(SIMPLE);
+    const r = await a.deliver({ ...b, bodyPath: `${b.bodyPath}.missing` }, signal());
+    await a.close?.();
+    const o = r.outcomes.get('ann@fabrikam.test');
+    assert.equal(o?.kind, 'deferred');
+    assert.equal(o?.kind === 'deferred' && o.category, 'local-io');
+    assert.equal(s.messages.length, 0);
+  });
+
   test('send protocol log: Exchange events for the whole session, in order', async () => {
     const s = await sink();
     const log = new MemoryProtocolLog();
@@ -226,7 +249,8 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.equal(lines[1], '+ ');
     assert.match(lines[2]!, /^< 220 /);
     assert.equal(lines[3], '> EHLO mail.contoso.test');
-    assert.match(lines[4]!, /^< 250-?sink\.test .*PIPELINING/);
+    assert.match(lines[4]!, /^< 250-sink\.test .* PIPELINING /);
+    assert.doesNotMatch(lines[4]!.slice(6), / 250[ -]/);
     const joined = lines.join('\n');
     assert.match(joined, new RegExp(`sending message with RecordId ${b.messageId} and InternetMessageId <\\d+@contoso\\.test>`));
     assert.match(joined, /> MAIL FROM:<sender@contoso\.test>/);
@@ -237,6 +261,45 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.equal(lines.at(-1), '-  | Local');
     assert.match(ev[2]!.localEndpoint, /^127\.0\.0\.1:\d+$/);
     assert.equal(ev[2]!.remoteEndpoint, `127.0.0.1:${s.port}`);
+  });
+
+  test('PIPELINING when offered: MAIL, RCPTs and DATA go out before their replies; lock-step when not', async () => {
+    const order = async (opts: SinkOptions) => {
+      const s = await sink(opts);
+      const log = new MemoryProtocolLog();
+      const a = agent(s, { protocolLoggingLevel: 'Verbose' }, log);
+      await a.deliver(await batch(SIMPLE, ['ann@fabrikam.test', 'bob@fabrikam.test']), signal());
+      await a.close?.();
+      const lines = log.lines();
+      const from = lines.findIndex((l) => l.startsWith('> MAIL FROM'));
+      return lines.slice(from, from + 6).map((l) => l.slice(0, 6));
+    };
+    assert.deepEqual(await order({}), ['> MAIL', '> RCPT', '> RCPT', '> DATA', '< 250 ', '< 250 ']);
+    assert.deepEqual(await order({ pipelining: false }), ['> MAIL', '< 250 ', '> RCPT', '< 250 ', '> RCPT', '< 250 ']);
+  });
+
+  test('EHLO carries the connector fqdn; sourceIPAddress is the local address of the connection', async () => {
+    const s = await sink();
+    const log = new MemoryProtocolLog();
+    const a = agent(s, { protocolLoggingLevel: 'Verbose', fqdn: 'out.contoso.test', sourceIPAddress: '127.0.0.2' }, log);
+    const r = await a.deliver(await batch(SIMPLE), signal());
+    await a.close?.();
+    assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+    assert.equal(s.messages[0]!.remoteAddress.replace(/^::ffff:/, ''), '127.0.0.2');
+    assert.ok(log.lines().includes('> EHLO out.contoso.test'));
+  });
+
+  test('forceHELO: HELO instead of EHLO, and then no ESMTP parameters', async () => {
+    const s = await sink();
+    const log = new MemoryProtocolLog();
+    const a = agent(s, { protocolLoggingLevel: 'Verbose', forceHELO: true }, log);
+    const r = await a.deliver(await batch(SIMPLE, [{ address: 'ann@fabrikam.test', notify: ['FAILURE'] }]), signal());
+    await a.close?.();
+    assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+    const lines = log.lines();
+    assert.ok(lines.includes('> HELO mail.contoso.test'));
+    assert.ok(!lines.some((l) => l.startsWith('> EHLO')));
+    assert.ok(lines.includes('> RCPT TO:<ann@fabrikam.test>'), 'no NOTIFY without the DSN extension');
   });
 
   test('no protocol log when protocolLoggingLevel is None', async () => {

@@ -146,6 +146,28 @@ describe('DNS (MX) delivery through the in-process DNS server', () => {
     await a.close?.();
   });
 
+  test('IPv6: an MX with only an AAAA record (::1) is reached', async (t) => {
+    let sink6: SmtpSink | undefined;
+    try {
+      sink6 = await startSinkOnPort('::1', sinkA.port);
+    } catch {
+      t.skip('::1 is not usable here (or the port is taken on it)');
+      return;
+    }
+    try {
+      dns.set('v6.test', { mx: [{ exchange: 'mx.v6.test', preference: 10 }] });
+      dns.set('mx.v6.test', { aaaa: ['::1'] });
+      const a = agent();
+      const r = await a.deliver(await spool.batch({ nextHopDomain: 'v6.test', recipients: ['x@v6.test'], body: SIMPLE }), signal());
+      await a.close?.();
+      assert.equal(r.outcomes.get('x@v6.test')?.kind, 'delivered');
+      assert.equal(r.session?.ip, '::1');
+      assert.equal(sink6.messages.length, 1);
+    } finally {
+      await sink6.close();
+    }
+  });
+
   test('address literal user@[127.0.0.1] goes straight to that address', async () => {
     const a = agent();
     const before = sinkA.messages.length;

@@ -84,6 +84,27 @@ describe('smart hosts: authentication, TLS policy, failover', () => {
     assert.doesNotMatch(bytes, /MAIL FROM/i);
   });
 
+  test('AUTH LOGIN: username and password never reach the protocol log', async () => {
+    const s = await startSmtpSink({ tls: { key: pki.key, cert: pki.cert }, auth: { username: 'relayuser', password: 's3cret-pass' }, authMethods: ['LOGIN'] });
+    try {
+      const log = new MemoryProtocolLog();
+      const r = await send({ smartHosts: [`127.0.0.1:${s.port}`], smartHostAuthMechanism: 'BasicAuth', authenticationCredential: { username: 'relayuser', passwordFile } }, {}, log);
+      assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+      assert.equal(s.messages[0]?.user, 'relayuser');
+      const lines = log.lines();
+      assert.ok(lines.includes('> AUTH LOGIN'));
+      assert.equal(lines.filter((l) => l === '< 334 <authentication response>').length, 2);
+      const text = lines.join('\n');
+      for (const secret of ['relayuser', 's3cret-pass']) assert.ok(!text.includes(Buffer.from(secret).toString('base64')), `${secret} (base64) not logged`);
+      assert.ok(!text.includes('s3cret-pass'));
+      // sequence numbers skip the suppressed lines, as Exchange's logs do
+      const seq = log.events.map((e) => e.event.sequence);
+      assert.ok(seq.some((n, i) => i > 0 && n > seq[i - 1]! + 1));
+    } finally {
+      await s.close();
+    }
+  });
+
   test('BasicAuth with a wrong password defers (never bounces)', async () => {
     const r = await send({ smartHosts: [`127.0.0.1:${tlsAuthSink.port}`], smartHostAuthMechanism: 'BasicAuth', authenticationCredential: { username: 'relayuser', passwordFile: wrongPasswordFile } });
     const o = r.outcomes.get('ann@fabrikam.test');
@@ -134,6 +155,35 @@ describe('smart hosts: authentication, TLS policy, failover', () => {
     assert.equal((await send({ ...base, tlsDomain: 'smtp.wild.test' }, tls)).outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
     assert.equal((await send({ ...base, tlsDomain: 'a.b.wild.test' }, tls)).outcomes.get('ann@fabrikam.test')?.kind, 'deferred');
     assert.equal((await send({ ...base, tlsDomain: 'contoso.test' }, tls)).outcomes.get('ann@fabrikam.test')?.kind, 'deferred');
+  });
+
+  test('opportunistic TLS: a failed handshake is retried once in plaintext', async () => {
+    const s = await startSmtpSink({ tls: { key: pki.key, cert: pki.cert, maxVersion: 'TLSv1.2' } });
+    try {
+      const r = await send({ smartHosts: [`127.0.0.1:${s.port}`] }, { tls: { minVersion: 'TLSv1.3' } });
+      assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+      assert.equal(s.messages[0]?.secure, false);
+      assert.equal(s.connections, 2);
+      // with requireTLS the same failure defers instead
+      const r2 = await send({ smartHosts: [`127.0.0.1:${s.port}`], requireTLS: true }, { tls: { minVersion: 'TLSv1.3' } });
+      assert.equal(r2.outcomes.get('ann@fabrikam.test')?.kind, 'deferred');
+      assert.equal(s.messages.length, 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a smart host refusing at the greeting (554) defers with connectionFailure, never bounces', async () => {
+    const s = await startSmtpSink({ connectReply: '554 5.7.1 Go away' });
+    try {
+      const r = await send({ smartHosts: [`127.0.0.1:${s.port}`] });
+      const o = r.outcomes.get('ann@fabrikam.test');
+      assert.equal(o?.kind, 'deferred');
+      assert.equal(r.connectionFailure, true);
+      assert.match(o?.reply?.text ?? '', /554 5\.7\.1 Go away/);
+    } finally {
+      await s.close();
+    }
   });
 
   test('smart hosts are tried in order; one that is down does not hold up the next', async () => {

@@ -153,6 +153,40 @@ describe('an Internet-facing connector (anonymous sessions)', () => {
     await c.waitClosed();
   });
 
+  test('bad input: a bare CR inside a command is refused; BDAT (CHUNKING) is not supported', async () => {
+    const c = await session();
+    c.write('NO\rOP\r\n');
+    assert.equal((await c.read()).raw, '500 5.5.2 Syntax error: command contains a bare carriage return');
+    assert.equal((await c.cmd('BDAT 10 LAST')).raw, '500 5.3.3 Unrecognized command');
+    c.close();
+  });
+
+  test('8BITMIME and SMTPUTF8 are carried into the envelope', async () => {
+    const c = await session();
+    assert.equal((await c.cmd('MAIL FROM:<jörg@fabrikam.com> BODY=8BITMIME SMTPUTF8')).code, 250);
+    await c.cmd('RCPT TO:<bob@contoso.com>');
+    await c.cmd('DATA');
+    assert.equal((await c.cmd(`${message({}, 'Grüße\r\n')}.`)).code, 250);
+    const env = h.intake.stored.at(-1)!.req.envelope;
+    assert.equal(env.body, '8BITMIME');
+    assert.equal(env.smtputf8, true);
+    c.close();
+  });
+
+  test('a client that disconnects in the middle of DATA leaves nothing behind and the service goes on', async () => {
+    const count = h.intake.stored.length;
+    const c = await session();
+    await c.cmd('MAIL FROM:<ann@fabrikam.com>');
+    await c.cmd('RCPT TO:<bob@contoso.com>');
+    await c.cmd('DATA');
+    c.write('Subject: half\r\n\r\nsome text');
+    c.close();
+    const d = await session();
+    assert.equal((await d.cmd('NOOP')).code, 250);
+    d.close();
+    assert.equal(h.intake.stored.length, count);
+  });
+
   test('bad input: an over-long line gets 500 5.5.2 and the session ends', async () => {
     const c = await session();
     c.send(`NOOP ${'a'.repeat(5000)}`);

@@ -4,7 +4,7 @@
  * self-signed certificate (made with openssl once per process) and the real protocol log writer.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,25 @@ export function selfSignedCert(): { key: Buffer; cert: Buffer } {
   }
 }
 
+let pkiCache: { ca: Buffer; clientKey: Buffer; clientCert: Buffer } | undefined;
+/** A test CA and a client certificate it signed for `ex02.contoso.test` (SAN DNS). */
+export function testPki(): { ca: Buffer; clientKey: Buffer; clientCert: Buffer } {
+  if (pkiCache) return pkiCache;
+  const dir = mkdtempSync(join(tmpdir(), 'mailyard-pki-'));
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
+  try {
+    run(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Mailyard Test CA']);
+    run(['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=ex02.contoso.test']);
+    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:ex02.contoso.test\nextendedKeyUsage=clientAuth\n');
+    run(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2', '-extfile', 'ext.cnf']);
+    pkiCache = { ca: readFileSync(join(dir, 'ca.pem')), clientKey: readFileSync(join(dir, 'client.key')), clientCert: readFileSync(join(dir, 'client.pem')) };
+    return pkiCache;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export interface Harness {
   readonly service: ReceiveService;
   readonly intake: DiskIntake;
@@ -97,6 +116,8 @@ export async function startHarness(opts: {
   connectors: Array<Record<string, unknown>>;
   acceptedDomains?: Array<Record<string, unknown>>;
   tls?: boolean;
+  /** Also trust the test CA for client certificates (organization servers, partners). */
+  mutualTls?: boolean;
   users?: boolean;
   extra?: Record<string, unknown>;
 }): Promise<Harness> {
@@ -127,11 +148,11 @@ export async function startHarness(opts: {
     intake,
     logger,
     protocolLog,
-    ...(opts.tls ? { tls: selfSignedCert() } : {}),
+    ...(opts.tls || opts.mutualTls ? { tls: { ...selfSignedCert(), ...(opts.mutualTls ? { ca: testPki().ca } : {}) } } : {}),
     ...(users ? { users: (l: string, p: string) => users!.verify(l, p) } : {}),
   });
   await service.start();
-  return {
+  const harness: Harness = {
     service,
     intake,
     config,
@@ -160,7 +181,7 @@ export async function startHarness(opts: {
     async protocolLinesUntil(re: RegExp, timeoutMs = 5000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const lines = await this.protocolLines();
+        const lines = await harness.protocolLines();
         if (lines.some((l) => re.test(l)) || Date.now() > deadline) return lines;
         await new Promise((r) => setTimeout(r, 25));
       }
@@ -171,6 +192,7 @@ export async function startHarness(opts: {
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
 
 /** A minimal message. */

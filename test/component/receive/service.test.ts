@@ -4,7 +4,7 @@ import net from 'node:net';
 import { IntakeError } from '../../../src/model/intake.js';
 import { ReceiveService } from '../../../src/receive/service.js';
 import { LineClient } from '../../helpers/smtp-client.js';
-import { message, startHarness } from './harness.js';
+import { message, startHarness, testPki } from './harness.js';
 
 describe('Receive service listeners and sessions', () => {
   test('connectors sharing a binding: the most specific remote range serves the client', async () => {
@@ -111,14 +111,24 @@ describe('Receive service listeners and sessions', () => {
     }
   });
 
-  test('stop(grace): idle sessions get 421 4.3.2 Service shutting down', async () => {
+  test('stop(grace): a transaction in progress finishes, nothing new starts, idle sessions get 421 4.3.2', async () => {
     const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet' }] });
-    const c = await LineClient.connect(h.port());
-    await c.read();
-    await c.cmd('EHLO x.example');
-    const stopping = h.service.stop(100);
-    assert.equal((await c.read()).raw, '421 4.3.2 Service shutting down');
-    await c.waitClosed();
+    const busy = await LineClient.connect(h.port());
+    await busy.read();
+    await busy.cmd('EHLO x.example');
+    await busy.cmd('MAIL FROM:<a@fabrikam.example>');
+    const idle = await LineClient.connect(h.port());
+    await idle.read();
+    await idle.cmd('EHLO y.example');
+    const stopping = h.service.stop(1000);
+    assert.equal((await busy.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+    assert.equal((await busy.cmd('DATA')).code, 354);
+    assert.equal((await busy.cmd(`${message()}.`)).code, 250);
+    assert.equal(h.intake.stored.length, 1);
+    assert.equal((await busy.cmd('MAIL FROM:<a@fabrikam.example>')).raw, '421 4.3.2 Service shutting down');
+    await busy.waitClosed();
+    assert.equal((await idle.read(5000)).raw, '421 4.3.2 Service shutting down');
+    await idle.waitClosed();
     await stopping;
     await h.close();
   });
@@ -182,6 +192,106 @@ describe('Receive service listeners and sessions', () => {
       assert.equal((await c.cmd(`${message()}.`)).raw, '452 4.3.1 Insufficient system resources');
       assert.equal(h.intake.stored.length, 0);
       c.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('tarpit: refusals to anonymous clients are delayed but pipelined replies stay in order', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', tarpitInterval: '150ms' }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      await c.cmd('EHLO x.example');
+      c.write('MAIL FROM:<a@fabrikam.example>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<bob@contoso.com>\r\nNOOP\r\n');
+      assert.equal((await c.read()).code, 250);
+      assert.equal((await c.read()).code, 550);
+      assert.equal((await c.read()).raw, '250 2.1.5 Recipient OK');
+      assert.equal((await c.read()).raw, '250 2.0.0 OK');
+      c.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('maxHeaderSize: 552 5.3.4 Header size exceeds fixed maximum size', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', maxHeaderSize: 200 }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      await c.cmd('EHLO x.example');
+      await c.cmd('MAIL FROM:<a@fabrikam.example>');
+      await c.cmd('RCPT TO:<bob@contoso.com>');
+      await c.cmd('DATA');
+      assert.equal((await c.cmd(`${message({ 'X-Long': 'y'.repeat(300) })}.`)).raw, '552 5.3.4 Header size exceeds fixed maximum size');
+      c.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('connectionTimeout: 421 4.4.1 when the session lives too long', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', connectionTimeout: '300ms', connectionInactivityTimeout: '10s' }] });
+    try {
+      const c = await LineClient.connect(h.port());
+      await c.read();
+      await c.cmd('EHLO x.example');
+      assert.equal((await c.read(5000)).raw, '421 4.4.1 Connection timed out');
+      await c.waitClosed();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('client certificates', () => {
+  test('an organization server proven by mutual TLS gets ExchangeServers permissions; without a certificate nothing', async () => {
+    const pki = testPki();
+    const h = await startHarness({
+      mutualTls: true,
+      connectors: [{ name: 'Org', usage: 'Internal', bindings: ['127.0.0.1:0'] }],
+      extra: { organization: { servers: [{ name: 'EX02', fqdn: 'ex02.contoso.test' }] } },
+    });
+    try {
+      const peer = await LineClient.connect(h.port());
+      await peer.read();
+      await peer.cmd('EHLO ex02.contoso.test');
+      await peer.cmd('STARTTLS');
+      await peer.upgrade({ key: pki.clientKey, cert: pki.clientCert });
+      await peer.cmd('EHLO ex02.contoso.test');
+      assert.equal((await peer.cmd('MAIL FROM:<ceo@contoso.com> SIZE=999999999999')).code, 250, 'BypassMessageSizeLimit');
+      assert.equal((await peer.cmd('RCPT TO:<x@fabrikam.example>')).code, 250, 'AcceptAnyRecipient');
+      await peer.cmd('DATA');
+      assert.equal((await peer.cmd(`${message({ 'X-MS-Exchange-Organization-SCL': '-1' })}.`)).code, 250);
+      assert.match(h.intake.stored.at(-1)!.content, /X-MS-Exchange-Organization-SCL: -1/, 'org headers kept for servers');
+      assert.equal(h.intake.stored.at(-1)!.req.source.tls?.authorized, true);
+      peer.close();
+
+      const stranger = await LineClient.connect(h.port());
+      await stranger.read();
+      await stranger.cmd('EHLO who.example');
+      await stranger.cmd('STARTTLS');
+      await stranger.upgrade();
+      await stranger.cmd('EHLO who.example');
+      assert.equal((await stranger.cmd('MAIL FROM:<ceo@contoso.com>')).raw, '530 5.7.1 Client was not authenticated');
+      stranger.close();
+      const lines = (await h.protocolLinesUntil(/Client certificate proves an organization server/)).join('\n');
+      assert.match(lines, /ex02\.contoso\.test,Client certificate proves an organization server/);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('connection share per source', () => {
+  test('maxInboundConnectionPercentagePerSource limits one source to its share of the free connections', async () => {
+    const h = await startHarness({ connectors: [{ name: 'A', usage: 'Internet', maxInboundConnection: 10, maxInboundConnectionPerSource: 'unlimited', maxInboundConnectionPercentagePerSource: 10 }] });
+    try {
+      const a = await LineClient.connect(h.port());
+      assert.equal((await a.read()).code, 220);
+      const b = await LineClient.connect(h.port());
+      assert.equal((await b.read()).raw, '421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel');
+      a.close();
     } finally {
       await h.close();
     }

@@ -53,7 +53,9 @@ describe('MX planning', () => {
   test('address literals skip DNS', () => {
     assert.deepEqual(planMx('[192.0.2.1]', undefined, Math.random), { kind: 'literal', ip: '192.0.2.1' });
     assert.deepEqual(planMx('[IPv6:2001:db8::1]', undefined, Math.random), { kind: 'literal', ip: '2001:db8::1' });
+    assert.deepEqual(planMx('192.0.2.7', undefined, Math.random), { kind: 'literal', ip: '192.0.2.7' });
     assert.equal(addressLiteral('[not-an-ip]'), undefined);
+    assert.equal(addressLiteral('example.com'), undefined);
   });
 
   test('addresses: IPv4 then IPv6, no duplicates', () => {

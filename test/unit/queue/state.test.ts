@@ -39,7 +39,7 @@ describe('applyResult', () => {
   test('all terminal: remove, failure DSN only for recipients whose NOTIFY asks', () => {
     const r = applyResult(rec({ recipients: rec().recipients.slice(0, 2) }), KEY, ['a@tailspin.example', 'b@tailspin.example'], { outcomes: new Map([['a@tailspin.example', perm], ['b@tailspin.example', perm]]) }, T0, P);
     assert.deepEqual(kinds(r), ['dsn', 'remove', 'track']);
-    const dsn = r.actions[0] as { recipients: { address: string; status: string; diagnostic?: string }[] };
+    const dsn = r.actions[0] as unknown as { recipients: { address: string; status: string; diagnostic?: string }[] };
     assert.deepEqual(dsn.recipients.map((x) => x.address), ['a@tailspin.example']);
     assert.equal(dsn.recipients[0]!.status, '5.1.1');
     assert.equal(dsn.recipients[0]!.diagnostic, '550 5.1.1 User unknown');
@@ -82,7 +82,7 @@ describe('time-driven changes', () => {
     const now = T0 + P.delayNotificationTimeout;
     const d = delayCheck(rec(), now, P)!;
     assert.equal(d.record.delayNotified, true);
-    const dsn = d.actions.find((a) => a.kind === 'dsn') as { recipients: { address: string }[] };
+    const dsn = d.actions.find((a) => a.kind === 'dsn') as unknown as { recipients: { address: string }[] };
     assert.deepEqual(dsn.recipients.map((x) => x.address), ['a@tailspin.example', 'c@contoso.com']);
     assert.equal(delayCheck(d.record, now + 1, P), undefined);
   });
@@ -90,7 +90,15 @@ describe('time-driven changes', () => {
     assert.equal(expireMessage(rec(), T0 + 1000, P), undefined);
     const e = expireMessage(rec(), T0 + P.messageExpirationTimeout, P)!;
     assert.ok(e.record.recipients.every((r) => r.status === 'failed'));
-    assert.deepEqual(kinds(e), ['dsn', 'track', 'remove']);
+    assert.deepEqual(kinds(e), ['dsn', 'remove', 'track']);
+  });
+  test('at expiry a recipient that waited in Unreachable gets 550 5.4.4 Unable to route, the others 4.4.7', () => {
+    const UNREACH: NextHopKey = { deliveryType: 'Unreachable', nextHopDomain: 'Unreachable Domain', connector: null };
+    const r0 = rec({ recipients: [{ address: 'a@tailspin.example', status: 'pending', attempts: 0, route: UNREACH }, { address: 'b@tailspin.example', status: 'pending', attempts: 2, route: KEY }] });
+    const e = expireMessage(r0, T0 + P.messageExpirationTimeout, P)!;
+    assert.deepEqual(e.record.recipients.map((r) => r.finalReply), ['550 5.4.4 Unable to route', '550 4.4.7 QUEUE.Expired; message expired']);
+    assert.deepEqual(kinds(e), ['dsn', 'remove', 'track', 'track']);
+    assert.equal((e.actions[0] as unknown as { recipients: unknown[] }).recipients.length, 2, 'one NDR names both recipients');
   });
   test('administrative removal without NDR sends no DSN', () => {
     const e = failRecipients(rec(), ADMIN_REMOVED_REPLY, T0, { withDsn: false });

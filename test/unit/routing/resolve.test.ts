@@ -24,6 +24,7 @@ interface Row {
 }
 
 const internet = { name: 'To Internet', addressSpaces: ['SMTP:*;1'] };
+const listener25 = { name: 'Default Frontend EX01', bindings: ['0.0.0.0:25'], usage: 'Internet' };
 const contosoWild = { name: 'Contoso wildcard', addressSpaces: ['*.contoso.com'], smartHosts: ['10.0.0.5'] };
 
 const rows: Row[] = [
@@ -201,10 +202,23 @@ const rows: Row[] = [
     expect: { unroutable: '5.4.4', action: 'ndr' },
   },
   {
-    name: 'a smart host that is this server itself is dropped (loop)',
-    config: { sendConnectors: [{ name: 'Self', addressSpaces: ['*'], smartHosts: ['ex01.contoso.com'] }] },
+    name: 'a smart host that is this server itself is dropped; with no other route it is bounced as a loop',
+    config: { receiveConnectors: [listener25], sendConnectors: [{ name: 'Self', addressSpaces: ['*'], smartHosts: ['ex01.contoso.com'] }] },
     recipient: 'x@fabrikam.com',
-    expect: { unroutable: '5.4.4', action: 'queue' },
+    expect: { unroutable: '5.4.6', action: 'ndr' },
+  },
+  {
+    name: 'a self-pointing smart host is skipped in favour of another connector',
+    config: { receiveConnectors: [listener25], sendConnectors: [internet, { name: 'Self', addressSpaces: ['fabrikam.com'], smartHosts: ['[127.0.0.1]'] }] },
+    recipient: 'x@fabrikam.com',
+    expect: 'To Internet',
+  },
+  {
+    name: 'a loopback smart host on a port we do not listen on is another program, not a loop',
+    config: { receiveConnectors: [listener25], sendConnectors: [{ name: 'Local sink', addressSpaces: ['*'], smartHosts: ['127.0.0.1:2526'] }] },
+    recipient: 'x@fabrikam.com',
+    expect: 'Local sink',
+    nextHop: '[127.0.0.1]:2526',
   },
 ];
 

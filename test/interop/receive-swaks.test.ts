@@ -3,7 +3,8 @@
 // local mailbox that ends up in its Maildir.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { requirePeers, swaks, makeCertificate, peerTempDir, waitFor, readMaildir, headerValues } from '../helpers/peers.js';
 import { startMailyard, type MailyardInstance } from './mailyard.js';
 
@@ -70,7 +71,7 @@ describe('interop: swaks → Mailyard Receive connectors', () => {
     });
   }
 
-  test('a wrong password is refused with 535 5.7.8 and relaying stays closed', async (t) => {
+  test('a wrong password is refused with 535 (Exchange: 5.7.3) and relaying stays closed', async (t) => {
     if (!requirePeers(t, ['swaks', 'openssl'])) return;
     const my = await mailyard();
     const r = await swaks([
@@ -79,7 +80,45 @@ describe('interop: swaks → Mailyard Receive connectors', () => {
       '--from', USER.address, '--to', 'partner@elsewhere.example',
     ]);
     assert.notEqual(r.code, 0);
-    assert.match(r.transcript, /<~\*\s+535 5\.7\.8/);
+    assert.match(r.transcript, /<~\*\s+535 5\.7\.[38] /);
+  });
+
+  test('a user submits with AUTH on the client connector to a local mailbox and it lands in the recipient\'s Maildir', async (t) => {
+    if (!requirePeers(t, ['swaks', 'openssl'])) return;
+    const my = await mailyard();
+    const r = await swaks([
+      '--server', `127.0.0.1:${my.clientPort}`, '--tls', '--auth', 'LOGIN',
+      '--auth-user', USER.address, '--auth-password', USER.password,
+      '--from', USER.address, '--to', 'bob@contoso.test', '--header', 'Subject: submitted with auth',
+    ]);
+    assert.equal(r.code, 0, r.transcript);
+    const [msg] = await waitFor('the submission in bob\'s Maildir', async () => {
+      const m = await readMaildir(my.maildirOf('bob@contoso.test'));
+      return m.length > 0 ? m : null;
+    }, 20_000);
+    assert.match(msg!.raw, /Subject: submitted with auth/);
+    assert.match(msg!.raw, /^Return-Path: <alice@contoso\.test>/m);
+  });
+
+  test('the receive protocol log shows the conversations and never the password or the AUTH payload', async (t) => {
+    if (!requirePeers(t, ['swaks', 'openssl'])) return;
+    const my = await mailyard();
+    const r = await swaks([
+      '--server', `127.0.0.1:${my.clientPort}`, '--tls', '--auth', 'PLAIN',
+      '--auth-user', USER.address, '--auth-password', USER.password,
+      '--from', USER.address, '--to', 'bob@contoso.test', '--header', 'Subject: logged session',
+    ]);
+    assert.equal(r.code, 0, r.transcript);
+    const payload = Buffer.from(`\0${USER.address}\0${USER.password}`).toString('base64');
+    const dir = join(my.dir, 'log', 'FrontEnd', 'ProtocolLog', 'SmtpReceive');
+    const text = await waitFor('a protocol log line for the logged session', async () => {
+      const files = (await readdir(dir)).filter((f) => /^RECV\d{10}-\d+\.LOG$/.test(f));
+      const all = (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).join('\n');
+      return /Interop Client/.test(all) && /AUTH/i.test(all) && /QUIT/.test(all) ? all : null;
+    }, 10_000);
+    assert.match(text, /^#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context/m);
+    assert.ok(!text.includes(USER.password), 'the password is not in the protocol log');
+    assert.ok(!text.includes(payload), 'the AUTH PLAIN payload is not in the protocol log');
   });
 
   test('AUTH is not offered on the client connector before STARTTLS', async (t) => {

@@ -17,21 +17,44 @@ import {
   waitFor,
   readMaildir,
   headerValues,
+  loopbackAddressFor,
   type MaildirMessage,
 } from '../helpers/peers.js';
-import { startMailyard } from './mailyard.js';
+import { startMailyard, type MailyardInstance } from './mailyard.js';
 
-async function arrived(read: () => Promise<MaildirMessage[]>, what: string, count = 1, timeoutMs = 30_000): Promise<MaildirMessage[]> {
-  return waitFor(what, async () => {
-    const m = await read();
-    return m.length >= count ? m : null;
-  }, timeoutMs, 100);
+// Postfix listens on 127.0.0.2: a next hop on another address than the Mailyard under test, as in
+// real life (Mailyard's routing treats a smart host on one of its own names as a mail loop).
+const PEER_ADDRESS = '127.0.0.2';
+
+async function arrived(
+  read: () => Promise<MaildirMessage[]>,
+  what: string,
+  diagnostics: () => Promise<string> | string,
+  count = 1,
+  timeoutMs = 30_000,
+): Promise<MaildirMessage[]> {
+  try {
+    return await waitFor(what, async () => {
+      const m = await read();
+      return m.length >= count ? m : null;
+    }, timeoutMs, 100);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await diagnostics()}`);
+  }
+}
+
+function tail(text: string, lines = 25): string {
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+function daemonLog(my: MailyardInstance): string {
+  return my.daemon.logs.slice(-25).map((l) => JSON.stringify(l)).join('\n');
 }
 
 describe('interop: Mailyard → Postfix', () => {
   test('Postfix as smart host receives the relayed message with our Received header and the envelope intact', async (t) => {
     if (!requirePeers(t, ['postfix', 'swaks'], { root: true })) return;
-    const pf = await startPostfix({ domains: ['dest.interop.test'] });
+    const pf = await startPostfix({ domains: ['dest.interop.test'], listenAddress: PEER_ADDRESS });
     t.after(() => pf.stop());
     const my = await startMailyard({
       internalRelayDomains: ['dest.interop.test'],
@@ -40,7 +63,7 @@ describe('interop: Mailyard → Postfix', () => {
         '  - name: To Postfix',
         '    addressSpaces: ["SMTP:dest.interop.test;1"]',
         '    dnsRoutingEnabled: false',
-        `    smartHosts: ["[127.0.0.1]"]`,
+        `    smartHosts: ["[${PEER_ADDRESS}]"]`,
         `    port: ${pf.port}`,
         '    protocolLoggingLevel: Verbose',
       ].join('\n'),
@@ -51,7 +74,7 @@ describe('interop: Mailyard → Postfix', () => {
       '--to', 'bob@dest.interop.test,carol@dest.interop.test', '--header', 'Subject: via smart host', '--body', 'relayed through mailyard',
     ]);
     assert.equal(r.code, 0, r.transcript);
-    const msgs = await arrived(() => pf.messages(), 'two deliveries in the Postfix Maildir', 2);
+    const msgs = await arrived(() => pf.messages(), 'two deliveries in the Postfix Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`, 2);
     const delivered = msgs.map((m) => /^Delivered-To: (.*)$/m.exec(m.raw)?.[1]).sort();
     assert.deepEqual(delivered, ['bob@dest.interop.test', 'carol@dest.interop.test']);
     for (const m of msgs) {
@@ -70,7 +93,7 @@ describe('interop: Mailyard → Postfix', () => {
     const tls = await makeCertificate(certDir, ['postfix.interop.test', '127.0.0.1']);
     const dv = await startDovecot([{ address: 'mailyard-relay@interop.test', password: 'relay-Pass-7' }]);
     t.after(() => dv.stop());
-    const pf = await startPostfix({ domains: ['dest.interop.test'], tls, saslAuthPort: dv.authPort, requireAuth: true, mynetworks: '192.0.2.0/24' });
+    const pf = await startPostfix({ domains: ['dest.interop.test'], tls, saslAuthPort: dv.authPort, requireAuth: true, mynetworks: '192.0.2.0/24', listenAddress: PEER_ADDRESS });
     t.after(() => pf.stop());
     const passFile = join(certDir, 'relay.pass');
     await writeFile(passFile, 'relay-Pass-7\n', { mode: 0o600 });
@@ -81,7 +104,7 @@ describe('interop: Mailyard → Postfix', () => {
         '  - name: To Postfix with AUTH',
         '    addressSpaces: ["SMTP:dest.interop.test;1"]',
         '    dnsRoutingEnabled: false',
-        `    smartHosts: ["[127.0.0.1]"]`,
+        `    smartHosts: ["[${PEER_ADDRESS}]"]`,
         `    port: ${pf.port}`,
         '    smartHostAuthMechanism: BasicAuthRequireTLS',
         `    authenticationCredential: { username: mailyard-relay@interop.test, passwordFile: ${passFile} }`,
@@ -91,7 +114,7 @@ describe('interop: Mailyard → Postfix', () => {
     t.after(() => my.stop());
     const r = await swaks(['--server', `127.0.0.1:${my.internetPort}`, '--from', 'sender@fabrikam.example', '--to', 'bob@dest.interop.test', '--header', 'Subject: authenticated relay']);
     assert.equal(r.code, 0, r.transcript);
-    const [msg] = await arrived(() => pf.messages(), 'the authenticated delivery in the Postfix Maildir');
+    const [msg] = await arrived(() => pf.messages(), 'the authenticated delivery in the Postfix Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /Subject: authenticated relay/);
     const log = await pf.log();
     assert.match(log, /TLS connection established from localhost/);
@@ -102,16 +125,16 @@ describe('interop: Mailyard → Postfix', () => {
 
   test('a recipient Postfix refuses with 550 5.1.1 comes back to the local sender as an NDR naming the reply', async (t) => {
     if (!requirePeers(t, ['postfix', 'swaks'], { root: true })) return;
-    const pf = await startPostfix({ domains: ['dest.interop.test'], rejectRecipients: ['gone@dest.interop.test'] });
+    const pf = await startPostfix({ domains: ['dest.interop.test'], rejectRecipients: ['gone@dest.interop.test'], listenAddress: PEER_ADDRESS });
     t.after(() => pf.stop());
     const my = await startMailyard({
       internalRelayDomains: ['dest.interop.test'],
-      extra: ['sendConnectors:', '  - name: To Postfix', '    addressSpaces: ["SMTP:dest.interop.test;1"]', '    dnsRoutingEnabled: false', '    smartHosts: ["[127.0.0.1]"]', `    port: ${pf.port}`].join('\n'),
+      extra: ['sendConnectors:', '  - name: To Postfix', '    addressSpaces: ["SMTP:dest.interop.test;1"]', '    dnsRoutingEnabled: false', `    smartHosts: ["[${PEER_ADDRESS}]"]`, `    port: ${pf.port}`].join('\n'),
     });
     t.after(() => my.stop());
     const r = await swaks(['--server', `127.0.0.1:${my.internetPort}`, '--from', 'julia@contoso.test', '--to', 'gone@dest.interop.test', '--header', 'Subject: to a gone user']);
     assert.equal(r.code, 0, r.transcript);
-    const [ndr] = await arrived(() => readMaildir(my.maildirOf('julia@contoso.test')), 'the NDR in the sender\'s Maildir');
+    const [ndr] = await arrived(() => readMaildir(my.maildirOf('julia@contoso.test')), 'the NDR in the sender\'s Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(ndr!.raw, /multipart\/report/i);
     assert.match(ndr!.raw, /report-type="?delivery-status/i);
     assert.match(ndr!.raw, /gone@dest\.interop\.test/);
@@ -119,9 +142,14 @@ describe('interop: Mailyard → Postfix', () => {
     assert.equal((await pf.messages()).length, 0);
   });
 
+  // MX delivery goes to port 25, as in Exchange (a Send connector's `port` is for smart hosts
+  // only), so this Postfix listens on 25 of a random 127.x.y.z address, and the dead first MX is
+  // another random loopback address where nothing listens.
   test('Postfix as the MX of a domain in dnsmasq: the dead first MX is skipped and the second one gets the mail', async (t) => {
     if (!requirePeers(t, ['postfix', 'dnsmasq', 'swaks'], { root: true })) return;
-    const pf = await startPostfix({ domains: ['mx.interop.test'] });
+    const mxAddress = await loopbackAddressFor(25);
+    const deadAddress = await loopbackAddressFor(25);
+    const pf = await startPostfix({ domains: ['mx.interop.test'], listenAddress: mxAddress, port: 25 });
     t.after(() => pf.stop());
     const dns = await startDnsmasq({
       mx: [
@@ -129,22 +157,24 @@ describe('interop: Mailyard → Postfix', () => {
         { domain: 'mx.interop.test', host: 'mx2.mx.interop.test', preference: 20 },
       ],
       hosts: [
-        { name: 'mx1.mx.interop.test', address: '127.0.0.9' }, // nothing listens there
-        { name: 'mx2.mx.interop.test', address: '127.0.0.1' },
+        { name: 'mx1.mx.interop.test', address: deadAddress },
+        { name: 'mx2.mx.interop.test', address: mxAddress },
       ],
     });
     t.after(() => dns.stop());
     const my = await startMailyard({
       dnsServer: dns.server,
       internalRelayDomains: ['mx.interop.test'],
-      extra: ['sendConnectors:', '  - name: By MX', '    addressSpaces: ["SMTP:mx.interop.test;1"]', '    dnsRoutingEnabled: true', `    port: ${pf.port}`, '    protocolLoggingLevel: Verbose'].join('\n'),
+      extra: ['sendConnectors:', '  - name: By MX', '    addressSpaces: ["SMTP:mx.interop.test;1"]', '    dnsRoutingEnabled: true', '    protocolLoggingLevel: Verbose'].join('\n'),
     });
     t.after(() => my.stop());
     const r = await swaks(['--server', `127.0.0.1:${my.internetPort}`, '--from', 'sender@fabrikam.example', '--to', 'dora@mx.interop.test', '--header', 'Subject: by mx']);
     assert.equal(r.code, 0, r.transcript);
-    const [msg] = await arrived(() => pf.messages(), 'the delivery through the second MX');
+    const [msg] = await arrived(() => pf.messages(), 'the delivery through the second MX', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /^Delivered-To: dora@mx\.interop\.test$/m);
     assert.match(msg!.raw, /Subject: by mx/);
+    // the first MX was tried and refused before the second one took the message
+    assert.ok(my.daemon.logs.some((l) => JSON.stringify(l).includes(`${deadAddress}:25`)), daemonLog(my));
   });
 });
 
@@ -157,7 +187,7 @@ describe('interop: Postfix → Mailyard', () => {
     t.after(() => pf.stop());
     const r = await swaks(['--server', `${pf.host}:${pf.port}`, '--from', 'sender@client.interop.test', '--to', 'julia@contoso.test', '--header', 'Subject: from postfix', '--body', 'postfix to mailyard']);
     assert.equal(r.code, 0, r.transcript);
-    const [msg] = await arrived(() => readMaildir(my.maildirOf('julia@contoso.test')), 'the message in julia\'s Maildir');
+    const [msg] = await arrived(() => readMaildir(my.maildirOf('julia@contoso.test')), 'the message in julia\'s Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /Subject: from postfix/);
     assert.match(msg!.raw, /postfix to mailyard/);
     // two hops: Postfix's Received below ours

@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MessageTrackingLog, TRACKING_FIELDS } from '../../../src/logging/tracking.js';
+import { searchTracking, trackingSearchCommand } from '../../../src/logging/tracking-search.js';
+import { Transport } from '../../../src/queue/manager.js';
+import { FakeClock } from '../../../src/platform/clock.js';
+import { OK, PERM, RecordingAgent, logger, makeConfig, message, request, tempDir, waitFor } from './helpers.js';
+
+test('queue events land in MSGTRK files in Exchange layout and tracking search finds them', async () => {
+  const { dir, cleanup } = await tempDir();
+  const clock = new FakeClock();
+  const trackDir = join(dir, 'logs', 'MessageTracking');
+  const log = new MessageTrackingLog({ dir: trackDir, enabled: true, maxFileSize: 10 * 1024 * 1024, maxAgeMs: 30 * 86_400_000, maxDirectorySize: 1e9, logger, now: () => new Date(clock.now()) });
+  const agent = new RecordingAgent((rcpt, batch) => (batch.envelope.mailFrom === null || rcpt.startsWith('ok') ? OK : PERM));
+  const t = new Transport({ config: makeConfig(dir), logger, tracking: log, clock, agents: agent.factory });
+  await t.start();
+  try {
+    const res = await t.intake.accept(request('ann@fabrikam.example', ['ok@tailspin.example', 'bad@tailspin.example'], { receivedAt: new Date(clock.now()) }), message('Tracked, "quoted" subject'));
+    await waitFor(() => agent.batches.some((b) => b.mailFrom === null), 'NDR delivered');
+    await t.whenIdle();
+    log.flush();
+    const files = await readdir(trackDir);
+    assert.equal(files.length, 1);
+    assert.match(files[0]!, /^MSGTRK2026010509-1\.LOG$/);
+    const raw = await readFile(join(trackDir, files[0]!));
+    assert.deepEqual([...raw.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'UTF-8 BOM');
+    const text = raw.toString('utf8');
+    assert.match(text, /#Log-type: Message Tracking Log\r\n/);
+    assert.ok(text.includes(`#Fields: ${TRACKING_FIELDS.join(',')}\r\n`));
+    assert.match(text, /,SMTP,RECEIVE,/);
+    assert.match(text, /"Tracked, ""quoted"" subject"/);
+
+    const fails = await searchTracking(trackDir, { eventId: 'FAIL', recipient: 'BAD@tailspin.example' });
+    assert.equal(fails.length, 1);
+    assert.equal(fails[0]!.InternalMessageId, res.id);
+    assert.deepEqual(fails[0]!.RecipientStatus, ['550 5.1.1 User unknown']);
+    const all = await searchTracking(trackDir, { messageId: res.id });
+    assert.deepEqual(all.map((r) => r.EventId), ['RECEIVE', 'RESOLVE', 'SEND', 'FAIL', 'DSN']);
+    assert.equal((await searchTracking(trackDir, { sender: 'ann@fabrikam.example', start: new Date(clock.now() + 1) })).length, 0);
+
+    const out: string[] = [];
+    const code = await trackingSearchCommand({ server: { logDir: join(dir, 'logs') } }, { event: 'DSN', json: true }, { stdout: (s) => out.push(s), stderr: (s) => out.push(s) });
+    assert.equal(code, 0);
+    const rows = JSON.parse(out.join('')) as { EventId: string; RelatedRecipientAddress: string }[];
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]!.RelatedRecipientAddress, 'ann@fabrikam.example');
+  } finally {
+    await t.stop(100);
+    log.close();
+    await cleanup();
+  }
+});
