@@ -300,7 +300,7 @@ export class Transport {
       smtputf8: req.envelope.smtputf8,
       ...(req.envelope.ret ? { ret: req.envelope.ret } : {}),
       ...(req.envelope.envid ? { envid: req.envelope.envid } : {}),
-      source: req.source,
+      source: compactSource(req.source),
       size: info.size,
       ...(info.internetMessageId ? { internetMessageId: info.internetMessageId } : {}),
       ...(info.subject ? { subject: info.subject } : {}),
@@ -995,6 +995,21 @@ export class Transport {
   messageIds(): MessageId[] {
     return [...this.messages.keys()] as MessageId[];
   }
+}
+
+/**
+ * What the record keeps of where a message came from: enough for an administrator and for logs;
+ * session details (TLS, permissions) stay in the RECEIVE tracking event and the protocol log, so a
+ * queued message costs a small record in memory.
+ */
+function compactSource(s: MessageSource): MessageSource {
+  return {
+    kind: s.kind,
+    ...(s.connector ? { connector: s.connector } : {}),
+    ...(s.client ? { client: { address: s.client.address, port: s.client.port } } : {}),
+    ...(s.helo ? { helo: s.helo } : {}),
+    ...(s.authUser ? { authUser: s.authUser } : {}),
+  };
 }
 
 /** Reads the header block of a spooled message (up to the first empty line, at most 256 KB). */

@@ -51,6 +51,8 @@ export class RecordLog {
     private readonly fsync: boolean,
     /** Current text of a live record, for compaction; undefined when it is gone. */
     private readonly liveText: (id: string) => string | undefined,
+    /** Smallest segment size that triggers rotation (tests use a small one). */
+    private readonly minRotateBytes: number = MIN_ROTATE_BYTES,
   ) {}
 
   /**
@@ -202,7 +204,7 @@ export class RecordLog {
   private async maybeRotate(): Promise<void> {
     const cur = this.current;
     if (!cur) return;
-    const threshold = Math.max(MIN_ROTATE_BYTES, 2 * this.liveBytesEstimate());
+    const threshold = Math.max(this.minRotateBytes, 2 * this.liveBytesEstimate());
     if (cur.bytes < threshold) return;
     await this.startSegment(cur.seq + 1);
     const newSeq = this.current!.seq;

@@ -37,6 +37,8 @@ export interface SpoolOptions {
   readonly logger: Logger;
   /** The current record of a queued message (for log compaction); undefined once it is gone. */
   readonly liveRecord?: (id: string) => MessageRecord | undefined;
+  /** Record-log segment size that triggers rotation and compaction (default 16 MB). */
+  readonly segmentBytes?: number;
 }
 
 export interface QuarantinedRecord {
@@ -93,7 +95,7 @@ export class Spool {
     this.log = new RecordLog(this.logDir, opts.fsync, (id) => {
       const r = live?.(id);
       return r ? recordLine(r) : undefined;
-    });
+    }, opts.segmentBytes);
   }
 
   /** fsync rounds that are not content files: directory fsyncs + record-log commits. */
@@ -164,15 +166,29 @@ export class Spool {
     }
   }
 
-  /** Makes a new message durable: content fsync, then (shared) directory fsync + record append. */
+  /**
+   * Makes a new message durable: the content fsync, the (shared) directory fsync and the (shared)
+   * record append run in parallel, and the promise resolves when all three are done. Running them
+   * in parallel means a power cut can leave a durable record whose content never reached the disk;
+   * such a message was never acknowledged, and load() sets the record aside in quarantine. A crash
+   * of the process alone cannot cause it (the content is in the page cache before the append).
+   */
   async commitNew(record: MessageRecord, content: FileHandle): Promise<void> {
     try {
-      if (this.fsync) {
-        await content.sync();
-        this.fileSyncs++;
+      const syncContent = async () => {
+        if (this.fsync) {
+          await content.sync();
+          this.fileSyncs++;
+        }
+        await content.close();
+      };
+      const results = await Promise.allSettled([syncContent(), this.msgDir.sync(), this.log.append([{ id: record.id, text: recordLine(record) }])]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        // Not acknowledged: take the record back if it made it, then the content.
+        if (results[2]!.status === 'fulfilled') await this.log.append([{ id: record.id, text: undefined }]).catch(() => {});
+        throw failed.reason;
       }
-      await content.close();
-      await Promise.all([this.msgDir.sync(), this.log.append([{ id: record.id, text: recordLine(record) }])]);
     } catch (err) {
       await content.close().catch(() => {});
       await unlink(this.bodyPath(record.id)).catch(() => {});
