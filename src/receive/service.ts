@@ -126,7 +126,9 @@ export class ReceiveService {
   }
 
   #listen(spec: ListenerSpec): Promise<Listener> {
-    const server = net.createServer({ pauseOnConnect: false }, (socket) => this.#onSocket(listener, socket));
+    // noDelay: SMTP is request/reply; with Nagle on, a reply written in two pieces waits for the
+    // client's delayed ACK (up to 40 ms per step).
+    const server = net.createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.#onSocket(listener, socket));
     const listener: Listener = { spec, server, actualPort: spec.port };
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {

@@ -59,7 +59,7 @@ export function missingPeers(programs: readonly string[], opts: { root?: boolean
     const pkgs = [...new Set(missing.map((m) => PACKAGE_OF[m] ?? m))].join(' ');
     return `${missing.join(', ')} not installed: apt-get install ${pkgs}`;
   }
-  if (opts.root && !isRoot()) return `${programs.join(', ')} need root to start a private instance`;
+  if (opts.root && !isRoot()) return `${programs[0] ?? 'this peer'} needs root to start a private instance (run the interop suite as root)`;
   return null;
 }
 
@@ -170,6 +170,12 @@ async function readTail(path: string, lines = 30): Promise<string> {
   } catch {
     return '(no log)';
   }
+}
+
+/** True when a peer failed to start because its port was taken (worth another try). */
+function portClash(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err);
+  return /address already in use|EADDRINUSE|bind.*in use|timed out waiting/i.test(m);
 }
 
 /** Children still running when the process exits are killed (a failed test must not leak peers). */
@@ -330,7 +336,8 @@ export async function startPostfix(opts: PostfixOptions = {}): Promise<PostfixPe
     try {
       return await startPostfixOnce(opts, opts.port ?? (await freePort(opts.listenAddress ?? '127.0.0.1')));
     } catch (err) {
-      lastErr = err; // most likely the port was taken in between; try another one
+      lastErr = err;
+      if (!portClash(err)) break; // retry only when the port was taken in between
     }
   }
   throw lastErr;
@@ -531,6 +538,7 @@ export async function startDovecot(users: readonly DovecotUser[]): Promise<Dovec
       return await startDovecotOnce(users, await freePort(), await freePort(), await freePort());
     } catch (err) {
       lastErr = err;
+      if (!portClash(err)) break;
     }
   }
   throw lastErr;
@@ -547,6 +555,7 @@ async function startDovecotOnce(users: readonly DovecotUser[], lmtpPort: number,
   const mailGid = root ? 65534 : (process.getgid?.() ?? 0);
   if (root) await chown(mailRoot, mailUid, mailGid);
   const me = root ? null : (run('id', ['-un']).stdout.trim() || null);
+  const myGroup = root ? null : (run('id', ['-gn']).stdout.trim() || null);
   const logFile = join(dir, 'dovecot.log');
   const passwd = users
     .map((u) => {
@@ -574,7 +583,8 @@ async function startDovecotOnce(users: readonly DovecotUser[], lmtpPort: number,
     'first_valid_uid = 1',
     'lmtp_save_to_detail_mailbox = no',
     'recipient_delimiter = +',
-    ...(me ? [`default_internal_user = ${me}`, `default_login_user = ${me}`, `default_internal_group = ${me}`] : []),
+    ...(me ? [`default_internal_user = ${me}`, `default_login_user = ${me}`] : []),
+    ...(myGroup ? [`default_internal_group = ${myGroup}`] : []),
     'passdb {',
     '  driver = passwd-file',
     `  args = scheme=PLAIN username_format=%u ${join(dir, 'users')}`,
@@ -684,6 +694,7 @@ export async function startDnsmasq(zone: DnsZone): Promise<DnsmasqPeer> {
       return await startDnsmasqOnce(zone, await freePort());
     } catch (err) {
       lastErr = err;
+      if (!portClash(err)) break;
     }
   }
   throw lastErr;
