@@ -17,7 +17,8 @@ import type { Logger } from '../logging/logger.js';
 import type { DeliveryAgent, NextHopKey, TrackingSink } from '../model/index.js';
 import { nullTrackingSink } from '../model/index.js';
 import { createProtocolLog, type ProtocolLogWriter } from '../logging/protocol-log.js';
-import { MessageTrackingLog, trackingLogOptions } from '../logging/tracking.js';
+import { MessageTrackingLog, teeTracking, trackingLogOptions } from '../logging/tracking.js';
+import { Metrics } from '../metrics/registry.js';
 import { Transport } from '../queue/manager.js';
 import { ReceiveService } from '../receive/index.js';
 import { PickupService } from '../pickup/pickup.js';
@@ -147,11 +148,22 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     cleanups.push(() => protocolLog.close());
     const trackingLog = new MessageTrackingLog(trackingLogOptions(config, logger));
     cleanups.push(async () => trackingLog.close());
-    const tracking: TrackingSink = config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink;
+    // Metrics read the live services at scrape time; `live` is filled in once they exist.
+    const live = { transport: undefined as Transport | undefined, receive: undefined as ReceiveService | undefined };
+    const metrics = new Metrics({
+      queuedMessages: () => live.transport?.stats().messages ?? 0,
+      deliveryQueues: () => live.transport?.stats().queues ?? 0,
+      unreachableMessages: () => live.transport?.stats().unreachable ?? 0,
+      poisonMessages: () => live.transport?.stats().poison ?? 0,
+      activeDeliveries: () => live.transport?.stats().active ?? 0,
+      smtpSessions: () => live.receive?.sessionCount ?? 0,
+    });
+    const tracking: TrackingSink = teeTracking(config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink, metrics.tracking);
 
     let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config) });
     const transport = new Transport({ config, logger, tracking, agents: (key) => agents.get(key) });
     await transport.start();
+    live.transport = transport;
     cleanups.push(async () => {
       await transport.stop(0);
       await agents.close();
@@ -176,6 +188,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       },
     });
     await receive.start();
+    live.receive = receive;
     cleanups.push(() => receive.stop(0));
 
     const pickup = new PickupService({ config, intake: transport.intake, logger, tracking });
@@ -187,6 +200,15 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       allowNonLoopback: config.server.admin.allowNonLoopback,
       queue: transport,
       logger,
+      extraRoutes: [
+        async (req, res, url) => {
+          if (req.method !== 'GET' || url.pathname !== '/metrics') return false;
+          const m = await metrics.text();
+          res.writeHead(200, { 'content-type': m.contentType });
+          res.end(m.body);
+          return true;
+        },
+      ],
     });
     cleanups.push(() => admin.close());
 

@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = join(repoRoot, 'bin', 'mailyard.js');
+// The sources through tsx, never a possibly stale dist/ (bin/mailyard.js prefers dist/).
+const entry = ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')];
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -33,7 +34,7 @@ export function tempDir(prefix = 'mailyard-test-'): { path: string; cleanup(): v
 
 /** Runs a one-shot CLI command synchronously. */
 export function runCli(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(process.execPath, [bin, ...argv], {
+  const r = spawnSync(process.execPath, [...entry, ...argv], {
     input: opts.input,
     env: { ...process.env, ...opts.env },
     encoding: 'utf8',
@@ -56,7 +57,7 @@ export class DaemonProcess {
   private exit: Promise<number | null>;
 
   constructor(configFile: string, env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [bin, 'start', '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...entry, 'start', '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;

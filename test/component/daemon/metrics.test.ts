@@ -1,0 +1,100 @@
+/**
+ * End to end through the real daemon: a message sent to a Receive connector lands in the local
+ * Maildir, and the admin endpoint's /metrics counts it (RECEIVE and DELIVER) next to the gauges.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
+
+async function smtp(port: number, lines: string[]): Promise<string> {
+  return await new Promise((res, rej) => {
+    const s = connect(port, '127.0.0.1');
+    let data = '';
+    let i = 0;
+    const timer = setTimeout(() => {
+      s.destroy();
+      rej(new Error(`SMTP dialogue timed out; got: ${data}`));
+    }, 10000);
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      data += d;
+      // One command per complete reply (the last line of a reply has a space after the code).
+      const replies = data.split('\r\n').filter((l) => /^\d{3} /.test(l)).length;
+      while (i < lines.length && replies > i) s.write(`${lines[i++]}\r\n`);
+      if (i === lines.length && replies > lines.length) {
+        clearTimeout(timer);
+        s.end();
+        res(data);
+      }
+    });
+    s.on('error', rej);
+  });
+}
+
+const tmp = tempDir();
+let daemon: DaemonProcess | undefined;
+after(() => {
+  daemon?.kill();
+  tmp.cleanup();
+});
+
+test('a delivered message shows in /metrics and in the Maildir', async () => {
+  const port = await freePort();
+  const file = writeConfig(
+    tmp.path,
+    `server:
+  name: MET01
+  fqdn: mx.metrics.example
+  dataDir: ${tmp.path}/spool
+  logDir: ${tmp.path}/log
+  admin: { listen: "127.0.0.1:0" }
+acceptedDomains:
+  - { domainName: metrics.example, domainType: Authoritative, default: true }
+mailboxDelivery:
+  type: maildir
+  maildirRoot: ${tmp.path}/mail/{domain}/{local}
+receiveConnectors:
+  - name: Inbound
+    bindings: ["127.0.0.1:${port}"]
+    permissionGroups: [AnonymousUsers]
+    authMechanism: [None]
+`,
+  );
+  daemon = new DaemonProcess(file);
+  const started = await daemon.waitForLog((l) => l.code === 'STARTED');
+  const admin = (started.listeners as string[]).find((l) => l.startsWith('admin '))!.slice('admin '.length);
+
+  const transcript = await smtp(port, [
+    'EHLO client.example',
+    'MAIL FROM:<sender@elsewhere.example>',
+    'RCPT TO:<carol@metrics.example>',
+    'DATA',
+    'Subject: metrics\r\n\r\nhello\r\n.',
+    'QUIT',
+  ]);
+  assert.match(transcript, /250 2\.6\.0 .*Queued mail for delivery/);
+
+  const box = join(tmp.path, 'mail', 'metrics.example', 'carol', 'new');
+  const until = Date.now() + 10000;
+  while (!(existsSync(box) && readdirSync(box).length > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  const files = readdirSync(box);
+  assert.equal(files.length, 1);
+  assert.match(readFileSync(join(box, files[0]!), 'utf8'), /Subject: metrics/);
+
+  let body = '';
+  while (Date.now() < until + 5000) {
+    body = await (await fetch(`http://${admin}/metrics`)).text();
+    if (/mailyard_tracking_events_total\{event="DELIVER"/.test(body)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(body, /mailyard_tracking_events_total\{event="RECEIVE",source="SMTP"\} 1\b/);
+  assert.match(body, /mailyard_recipients_total\{event="DELIVER"\} 1\b/);
+  assert.match(body, /^mailyard_queue_messages 0$/m);
+  assert.match(body, /^# HELP mailyard_smtp_sessions /m);
+
+  daemon.signal('SIGTERM');
+  assert.equal(await daemon.exitCode(), 0);
+});
