@@ -164,11 +164,12 @@ const mailyard = { meta: { name: 'mailyard' }, rules: { boundaries: boundariesRu
 // ---------------------------------------------------------------------------------------------
 // Clock and environment restrictions (syntax-level, so plain core rules do)
 
-const NO_PROCESS_ENV = {
-  object: 'process',
-  property: 'env',
-  message: 'only src/daemon, src/cli and src/main.ts read process.env; pass settings in',
-};
+const NO_PROCESS_ENV = [
+  { object: 'process', property: 'env', message: 'only src/daemon, src/cli and src/main.ts read process.env; pass settings in' },
+  { object: 'process', property: 'exit', message: 'only src/daemon, src/cli and src/main.ts decide the exit code' },
+  { object: 'process', property: 'on', message: 'only src/daemon installs signal and process handlers' },
+  { object: 'process', property: 'once', message: 'only src/daemon installs signal and process handlers' },
+];
 const NO_CLOCK = [
   { object: 'Date', property: 'now', message: 'pure modules take the time as a parameter' },
 ];
@@ -206,7 +207,7 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     rules: {
       'mailyard/boundaries': 'error',
-      'no-restricted-properties': ['error', NO_PROCESS_ENV],
+      'no-restricted-properties': ['error', ...NO_PROCESS_ENV],
     },
   },
   {
@@ -218,7 +219,7 @@ export default tseslint.config(
     files: PURE_GLOBS(),
     ignores: ['src/routing/categorizer.ts'],
     rules: {
-      'no-restricted-properties': ['error', NO_PROCESS_ENV, ...NO_CLOCK],
+      'no-restricted-properties': ['error', ...NO_PROCESS_ENV, ...NO_CLOCK],
       'no-restricted-globals': [
         'error',
         { name: 'setTimeout', message: 'pure modules schedule nothing; return a time instead' },

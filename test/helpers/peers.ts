@@ -271,6 +271,8 @@ export interface PostfixOptions {
   domains?: readonly string[];
   /** Relay everything else to this host (Postfix as a sender towards Mailyard). */
   relayTo?: { host: string; port: number };
+  /** Postfix's SMTP client uses STARTTLS when the next hop offers it (smtp_tls_security_level = may). */
+  clientTls?: boolean;
   /** Clients allowed to relay without AUTH (Postfix `mynetworks`); default 127.0.0.0/8. */
   mynetworks?: string;
   /** Offer STARTTLS with this certificate. */
@@ -400,6 +402,7 @@ async function startPostfixOnce(opts: PostfixOptions, port: number): Promise<Pos
     'virtual_minimum_uid = 100',
   ];
   if (opts.relayTo) lines.push(`relayhost = [${opts.relayTo.host}]:${opts.relayTo.port}`);
+  if (opts.clientTls) lines.push('smtp_tls_security_level = may', 'smtp_tls_loglevel = 1');
   const rcptRestrictions: string[] = [];
   if (opts.rejectRecipients && opts.rejectRecipients.length > 0) {
     const inline = opts.rejectRecipients.map((a) => `{ ${a} = 550 5.1.1 no such user here }`).join(', ');

@@ -22,8 +22,9 @@ import {
 } from '../helpers/peers.js';
 import { startMailyard, type MailyardInstance } from './mailyard.js';
 
-// Postfix listens on 127.0.0.2: a next hop on another address than the Mailyard under test, as in
-// real life (Mailyard's routing treats a smart host on one of its own names as a mail loop).
+// Most tests put Postfix on 127.0.0.2, a next hop on another address than the Mailyard under test
+// as in real life; the first one uses 127.0.0.1 on another port (a local relay or filter, which
+// must not be mistaken for a mail loop back into Mailyard).
 const PEER_ADDRESS = '127.0.0.2';
 
 async function arrived(
@@ -54,7 +55,7 @@ function daemonLog(my: MailyardInstance): string {
 describe('interop: Mailyard → Postfix', () => {
   test('Postfix as smart host receives the relayed message with our Received header and the envelope intact', async (t) => {
     if (!requirePeers(t, ['postfix', 'swaks'], { root: true })) return;
-    const pf = await startPostfix({ domains: ['dest.interop.test'], listenAddress: PEER_ADDRESS });
+    const pf = await startPostfix({ domains: ['dest.interop.test'] }); // 127.0.0.1, another port
     t.after(() => pf.stop());
     const my = await startMailyard({
       internalRelayDomains: ['dest.interop.test'],
@@ -63,7 +64,7 @@ describe('interop: Mailyard → Postfix', () => {
         '  - name: To Postfix',
         '    addressSpaces: ["SMTP:dest.interop.test;1"]',
         '    dnsRoutingEnabled: false',
-        `    smartHosts: ["[${PEER_ADDRESS}]"]`,
+        '    smartHosts: ["[127.0.0.1]"]',
         `    port: ${pf.port}`,
         '    protocolLoggingLevel: Verbose',
       ].join('\n'),
@@ -179,22 +180,28 @@ describe('interop: Mailyard → Postfix', () => {
 });
 
 describe('interop: Postfix → Mailyard', () => {
-  test('Postfix relays to a Mailyard Receive connector and Mailyard delivers to the local Maildir', async (t) => {
-    if (!requirePeers(t, ['postfix', 'swaks'], { root: true })) return;
-    const my = await startMailyard();
+  test('Postfix relays to a Mailyard Receive connector over STARTTLS and Mailyard delivers to the local Maildir', async (t) => {
+    if (!requirePeers(t, ['postfix', 'swaks', 'openssl'], { root: true })) return;
+    const certDir = await peerTempDir('my-cert');
+    t.after(() => rm(certDir, { recursive: true, force: true }));
+    const tls = await makeCertificate(certDir, ['mailyard.interop.test', '127.0.0.1']);
+    const my = await startMailyard({ tls });
     t.after(() => my.stop());
-    const pf = await startPostfix({ relayTo: { host: '127.0.0.1', port: my.internetPort } });
+    const pf = await startPostfix({ relayTo: { host: '127.0.0.1', port: my.internetPort }, clientTls: true });
     t.after(() => pf.stop());
     const r = await swaks(['--server', `${pf.host}:${pf.port}`, '--from', 'sender@client.interop.test', '--to', 'julia@contoso.test', '--header', 'Subject: from postfix', '--body', 'postfix to mailyard']);
     assert.equal(r.code, 0, r.transcript);
     const [msg] = await arrived(() => readMaildir(my.maildirOf('julia@contoso.test')), 'the message in julia\'s Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /Subject: from postfix/);
     assert.match(msg!.raw, /postfix to mailyard/);
-    // two hops: Postfix's Received below ours
+    // two hops: our Received (over TLS) on top of Postfix's own
     const received = headerValues(msg!.raw, 'Received');
     assert.ok(received.length >= 2, received.join('\n'));
     assert.match(received[0]!, /^from postfix\.interop\.test\b.*\bby mailyard\.interop\.test\b/);
+    assert.match(received[0]!, /TLS/i);
     assert.ok(received.slice(1).some((v) => /\bby postfix\.interop\.test\b/.test(v)), received.join('\n'));
-    assert.match(await pf.log(), /status=sent \(250 /);
+    const log = await pf.log();
+    assert.match(log, /TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]/);
+    assert.match(log, /status=sent \(250 /);
   });
 });

@@ -1,8 +1,13 @@
 /**
  * Reading a spooled message for sending: the header block passes through the header firewall,
- * the body is streamed untouched. The SMTP client (nodemailer's DataStream) then normalises every
- * bare CR or LF to CRLF and dot-stuffs exactly once, so no bare LF and no "<LF>.<LF>" can reach
- * the next hop; this module must therefore never dot-stuff itself.
+ * the body is left untouched. Two ways:
+ * - small messages (the common case) are read whole and turned into the exact bytes of the DATA
+ *   phase here (`prepareData`): header firewall, every bare CR or LF made CRLF, dot-stuffed exactly
+ *   once, "<CRLF>.<CRLF>" appended, so the session can write them in one go;
+ * - large ones are streamed (`openMessage`) and the SMTP client (nodemailer's DataStream) does the
+ *   CRLF normalisation and dot-stuffing, so that path must never dot-stuff itself.
+ * `encodeDataBody` produces byte for byte what DataStream produces, so no bare LF and no
+ * "<LF>.<LF>" can reach the next hop either way.
  *
  * Also: a scan for 8-bit bytes, so a message labelled 8BITMIME/SMTPUTF8 that is in fact 7-bit
  * clean can still go to a hop that lacks those extensions.
@@ -83,6 +88,93 @@ export function openMessage(bodyPath: string, policy: HeaderFirewallPolicy): { s
   stream.on('close', () => source.destroy());
   source.pipe(stream);
   return { stream, source };
+}
+
+/** A header block that may hold organization or forest headers (never a false "no"). */
+const MAYBE_FIREWALLED = /x-(?:mailyard|ms-exchange)-(?:organization|forest)-/i;
+
+/**
+ * The header firewall applied to a message held in memory. Returns the input itself when nothing
+ * is removed (no copy).
+ */
+export function applyFirewallToBuffer(raw: Buffer, policy: HeaderFirewallPolicy): { message: Buffer; removed: readonly string[] } {
+  if (policy.sendOrganizationHeaders && policy.sendRoutingHeaders !== false) return { message: raw, removed: [] };
+  let end = findHeaderEnd(raw);
+  if (end < 0) end = raw.length;
+  if (end === 0) return { message: raw, removed: [] };
+  const header = raw.toString('latin1', 0, end);
+  if (policy.sendRoutingHeaders !== false && !MAYBE_FIREWALLED.test(header)) return { message: raw, removed: [] };
+  const filtered = applyHeaderFirewall(header, policy);
+  if (filtered.removed.length === 0) return { message: raw, removed: [] };
+  return { message: Buffer.concat([Buffer.from(filtered.headers, 'latin1'), raw.subarray(end)]), removed: filtered.removed };
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/**
+ * The bytes to send after a 354: bare CR and bare LF become CRLF, a dot starting a line (also
+ * after a bare CR) is doubled, and the "." line ends it. The same bytes nodemailer's DataStream
+ * writes for the same input. Well-formed input (CRLF only, no line starting with a dot) costs a
+ * native scan for line ends and one copy.
+ */
+export function encodeDataBody(src: Buffer): Buffer {
+  const n = src.length;
+  let clean = n === 0 || src[0] !== DOT;
+  let lines = 0;
+  for (let lf = clean ? src.indexOf(LF) : -1; lf !== -1; lf = src.indexOf(LF, lf + 1)) {
+    if (lf === 0 || src[lf - 1] !== CR || src[lf + 1] === DOT) {
+      clean = false;
+      break;
+    }
+    lines++;
+  }
+  if (clean) {
+    // Every LF has its CR; any other CR would be a bare one.
+    let crs = 0;
+    for (let cr = src.indexOf(CR); cr !== -1 && crs <= lines; cr = src.indexOf(CR, cr + 1)) crs++;
+    clean = crs === lines;
+  }
+  if (clean) {
+    const last = n > 0 ? src[n - 1] : undefined;
+    const tail = last === LF ? '.\r\n' : '\r\n.\r\n';
+    const out = Buffer.allocUnsafe(n + tail.length);
+    src.copy(out, 0);
+    out.write(tail, n, 'latin1');
+    return out;
+  }
+  // Worst case: every byte doubles, plus the terminator.
+  const out = Buffer.allocUnsafe(2 * n + 5);
+  let o = 0;
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    const b = src[i]!;
+    if (prev === CR && b !== LF) {
+      out[o++] = LF;
+      if (b === DOT) out[o++] = DOT;
+    } else if (b === LF && prev !== CR) {
+      out[o++] = CR;
+    } else if (b === DOT && (prev === LF || prev === -1)) {
+      out[o++] = DOT;
+    }
+    out[o++] = b;
+    prev = b;
+  }
+  o += out.write(prev === LF ? '.\r\n' : prev === CR ? '\n.\r\n' : '\r\n.\r\n', o, 'latin1');
+  return Buffer.from(out.subarray(0, o));
+}
+
+/** The DATA bytes of a message held in memory: header firewall, then `encodeDataBody`. */
+export function prepareData(raw: Buffer, policy: HeaderFirewallPolicy): { data: Buffer; removed: readonly string[] } {
+  const { message, removed } = applyFirewallToBuffer(raw, policy);
+  return { data: encodeDataBody(message), removed };
+}
+
+/** True when the buffer holds any byte ≥ 0x80. */
+export function has8bit(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i]! >= 0x80) return true;
+  return false;
 }
 
 /** True when the file holds any byte ≥ 0x80. */

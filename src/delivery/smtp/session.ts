@@ -1,21 +1,32 @@
 /**
  * One outbound SMTP session over nodemailer's SMTPConnection: connect to one address, EHLO,
- * STARTTLS per the connector's TLS policy, AUTH for smart hosts, then any number of transactions
- * (RSET between them). Promise-based, and every failure is returned as a DeliveryFailure value
- * for classify.ts.
+ * STARTTLS per the connector's TLS policy, AUTH for smart hosts, then any number of transactions.
+ * Promise-based, and every failure is returned as a DeliveryFailure value for classify.ts.
+ *
+ * Cost per message: with PIPELINING nodemailer writes MAIL FROM, every RCPT TO and DATA in one
+ * batch (RFC 2920) and reads the replies in order; a message prepared in memory
+ * (`Transaction.data`) goes out in a single socket write, "." line included. After a completed
+ * transaction (2xx to the data) the next one starts without RSET (RFC 5321 4.1.1.5 needs none);
+ * `needsReset` tells the caller when an aborted transaction has to be reset first.
  *
  * Promises:
  * - a credential is never sent unless the policy allows it (BasicAuthRequireTLS: only over TLS);
  * - DSN parameters are sent per recipient (NOTIFY, ORCPT) and per message (RET, ENVID) only when
  *   the peer offers DSN; SMTPUTF8 is declared when the message needs it and the peer offers it;
- * - the message bytes are dot-stuffed exactly once and every line ends in CRLF (DataStream);
+ * - the message bytes are dot-stuffed exactly once and every line ends in CRLF (DataStream for a
+ *   stream, the caller's `encodeDataBody` for prepared bytes, which are written as they are);
+ * - a transaction that failed before the peer said anything about it (or said 421 to MAIL) on a
+ *   session that had been used before is reported `staleSession`: no message data went out, so
+ *   the caller can try again on another connection without any risk of a duplicate;
  * - per-recipient replies are reported as the peer gave them; a recipient counts as accepted only
  *   when both its RCPT and the final reply to the data were 2xx;
  * - with a protocol log, every line in and out is logged as Exchange does ("+", "-", ">", "<",
  *   "*"), AUTH payloads and 334 challenges redacted.
  *
  * nodemailer internals used (pinned by package.json): `_sendCommand` (overridden to add
- * per-recipient DSN parameters and to log commands), `_envelope` (per-recipient replies),
+ * per-recipient DSN parameters and to log commands), `_createSendStream` (overridden to write
+ * prepared bytes straight to the socket), `_actionMAIL` (wrapped to see the MAIL reply),
+ * `_actionSMTPStream`, `_responseActions`, `_envelope` (per-recipient replies),
  * `_supportedExtensions`, `_ehloLines`, `_maxAllowedSize`, `_socket`.
  */
 import type { Socket } from 'node:net';
@@ -71,7 +82,10 @@ export interface Transaction {
   readonly smtputf8: boolean;
   readonly ret?: 'FULL' | 'HDRS';
   readonly envid?: string;
-  readonly message: Readable;
+  /** The message as a stream (nodemailer normalises line ends and dot-stuffs it), or ... */
+  readonly message?: Readable;
+  /** ... the exact DATA bytes, already normalised and dot-stuffed, ending in "<CRLF>.<CRLF>". */
+  readonly data?: Buffer;
   /** For the "sending message" protocol log line. */
   readonly recordId: string;
   readonly internetMessageId?: string;
@@ -84,6 +98,11 @@ export interface TransactionResult {
   readonly rejected: ReadonlyMap<string, string>;
   /** Recipients in neither map: what happened to them. */
   readonly failure?: { readonly failure: DeliveryFailure; readonly connectionLost: boolean };
+  /**
+   * The connection was found dead (or closing with 421 at MAIL) before the peer answered anything
+   * of a transaction on a reused session; no message data was sent. Safe to retry elsewhere.
+   */
+  readonly staleSession?: boolean;
 }
 
 interface NodemailerError extends Error {
@@ -95,8 +114,21 @@ interface NodemailerError extends Error {
   recipient?: string;
 }
 
+/** What nodemailer's send() does with the object `_createSendStream` returns for a Buffer message. */
+interface DataSink {
+  outByteCount: number;
+  write(chunk: Buffer): boolean;
+  end(): void;
+}
+
+type ReplyCallback = (err: Error | null, info?: unknown) => void;
+
 interface Internals {
   _sendCommand(str: string, logStr?: string): void;
+  _createSendStream(callback: ReplyCallback): unknown;
+  _actionMAIL(str: string, callback: ReplyCallback): void;
+  _actionSMTPStream(str: string, callback: ReplyCallback): void;
+  _responseActions: ((str: string) => void)[];
   _envelope?: false | { accepted?: string[]; rejectedErrors?: NodemailerError[] };
   _supportedExtensions?: string[];
   _ehloLines?: string[];
@@ -107,20 +139,59 @@ interface Internals {
   destroyed: boolean;
 }
 
-const baseSendCommand = (SMTPConnection.prototype as unknown as Internals)._sendCommand;
+const base = SMTPConnection.prototype as unknown as Internals;
+const baseSendCommand = base._sendCommand;
+const baseCreateSendStream = base._createSendStream;
+const baseActionMail = base._actionMAIL;
+for (const [name, fn] of Object.entries({ _sendCommand: baseSendCommand, _createSendStream: baseCreateSendStream, _actionMAIL: baseActionMail, _actionSMTPStream: base._actionSMTPStream })) {
+  if (typeof fn !== 'function') throw new Error(`nodemailer's SMTPConnection lacks ${name}: the pinned version changed`);
+}
 
-/** SMTPConnection with a hook on every command written (rewrite + log). */
+/**
+ * SMTPConnection with a hook on every command written (rewrite + log), the MAIL reply noted, and
+ * prepared DATA bytes written straight to the socket.
+ */
 class TappedConnection extends SMTPConnection {
   rewrite?: (line: string) => string;
   tap?: (line: string) => void;
   /** Send connector forceHELO: the greeting is answered with HELO (no ESMTP extensions follow). */
   forceHelo = false;
+  /** The current message is given as prepared bytes: write them as they are. */
+  directData = false;
+  /** The reply to the current transaction's MAIL FROM, once it has come. */
+  mailReply: string | undefined;
+  /** Message data of the current transaction has started to go out. */
+  dataStarted = false;
 
   _sendCommand(str: string, logStr?: string): void {
     let line = this.rewrite && typeof str === 'string' ? this.rewrite(str) : str;
     if (this.forceHelo && typeof line === 'string' && line.startsWith('EHLO ')) line = `HELO ${line.slice(5)}`;
     this.tap?.(line);
     baseSendCommand.call(this, line, logStr);
+  }
+
+  _actionMAIL(str: string, callback: ReplyCallback): void {
+    this.mailReply = str;
+    baseActionMail.call(this, str, callback);
+  }
+
+  _createSendStream(callback: ReplyCallback): unknown {
+    this.dataStarted = true;
+    if (!this.directData) return baseCreateSendStream.call(this, callback);
+    // send() calls write(message) once and end(), then reads outByteCount with the final reply.
+    const self = this as unknown as Internals;
+    self._responseActions.push((str) => self._actionSMTPStream(str, callback));
+    const socket = self._socket;
+    const sink: DataSink = {
+      outByteCount: 0,
+      write(chunk: Buffer): boolean {
+        sink.outByteCount += chunk.length;
+        if (!socket || socket.destroyed) return false;
+        return socket.write(chunk);
+      },
+      end(): void {},
+    };
+    return sink;
   }
 }
 
@@ -161,6 +232,15 @@ class ProtocolTap {
 
   setLocal(address: string | undefined, port: number | undefined): void {
     if (address && port) this.local = formatEndpoint(address.replace(/^::ffff:/, ''), port);
+  }
+
+  get logging(): boolean {
+    return this.sink !== undefined;
+  }
+
+  /** A line not worth building when nobody logs it: only the sequence moves on. */
+  skip(): void {
+    this.sequence++;
   }
 
   write(event: ProtocolEventKind, data: string, context?: string): void {
@@ -246,7 +326,10 @@ function tlsInfoOf(socket: unknown): TlsInfo | undefined {
 export class SmtpSession {
   /** Messages sent (successfully or not) over this session. */
   messages = 0;
+  /** The last transaction did not complete (no 2xx to the data): RSET before the next MAIL. */
+  needsReset = false;
   private ended = false;
+  private extensionSet?: ReadonlySet<string>;
   /** Resolves when the connection has ended (for whatever reason). */
   readonly whenEnded: Promise<void>;
 
@@ -284,9 +367,12 @@ export class SmtpSession {
 
   /** EHLO keywords the peer offered (upper case, without parameters). */
   get extensions(): ReadonlySet<string> {
+    // Fixed once the session is open (after STARTTLS and the EHLO that follows it).
+    if (this.extensionSet) return this.extensionSet;
     const i = this.internals();
     const set = new Set<string>((i._supportedExtensions ?? []).map((e) => e.toUpperCase()));
     for (const line of i._ehloLines ?? []) set.add(line.split(/[\s=]/)[0]!.toUpperCase());
+    this.extensionSet = set;
     return set;
   }
 
@@ -339,8 +425,8 @@ export class SmtpSession {
       greetingTimeout: opts.timeouts.greeting,
       socketTimeout: opts.timeouts.socket,
       socketCloseTimeout: 2000,
-      logger: tapLogger(tap, onUpgrade) as never,
-      transactionLog: true,
+      // nodemailer's log calls cost an object copy each: only when there is a protocol log to feed.
+      ...(opts.protocolLog ? { logger: tapLogger(tap, onUpgrade) as never, transactionLog: true } : { logger: false }),
     });
     const c = conn;
     c.forceHelo = opts.forceHelo === true;
@@ -433,11 +519,14 @@ export class SmtpSession {
 
   private onClose?: () => void;
 
-  /** RSET before reusing the session for another message. */
+  /** RSET (after an aborted transaction, see needsReset). Resolves false when the session is unusable. */
   reset(): Promise<boolean> {
     return new Promise((resolve) => {
       if (!this.alive) return resolve(false);
-      this.conn.reset((err) => resolve(!err));
+      this.conn.reset((err) => {
+        if (!err) this.needsReset = false;
+        resolve(!err);
+      });
     });
   }
 
@@ -457,7 +546,11 @@ export class SmtpSession {
     if (dsn && tx.ret) mailParams.push(`RET=${tx.ret}`);
     if (dsn && tx.envid) mailParams.push(`ENVID=${asXtext(tx.envid)}`);
 
-    this.conn.rewrite = (line) => {
+    // nodemailer writes "RCPT TO:<address>" with no parameters of its own (no envelope.dsn given):
+    // nothing to rewrite unless there are parameters to add.
+    let anyRcptParams = false;
+    for (const params of rcptParams.values()) if (params.length > 0) anyRcptParams = true;
+    this.conn.rewrite = mailParams.length === 0 && !anyRcptParams ? undefined : (line) => {
       if (/^MAIL FROM:/i.test(line)) {
         const extra = mailParams.filter((p) => !line.toUpperCase().includes(` ${p.split('=')[0]!.toUpperCase()}`));
         return extra.length ? `${line} ${extra.join(' ')}` : line;
@@ -469,8 +562,25 @@ export class SmtpSession {
       }
       return line;
     };
-    this.tap.write('*', '', `sending message with RecordId ${tx.recordId} and InternetMessageId ${tx.internetMessageId ?? '<none>'}`);
+    if (this.tap.logging) this.tap.write('*', '', `sending message with RecordId ${tx.recordId} and InternetMessageId ${tx.internetMessageId ?? '<none>'}`);
+    else this.tap.skip();
+    const reused = this.messages > 0;
     this.messages++;
+    this.needsReset = true;
+    const conn = this.conn;
+    conn.mailReply = undefined;
+    conn.dataStarted = false;
+    conn.directData = tx.data !== undefined;
+    const message = tx.data ?? tx.message;
+    if (!message) throw new Error('Transaction without message data');
+    if (!this.alive) {
+      // Found dead before anything was written (the peer hung up while the session was idle).
+      tx.message?.destroy();
+      conn.rewrite = undefined;
+      conn.directData = false;
+      const failure: DeliveryFailure = { kind: 'socket', code: 'ECONNECTION', message: 'connection closed', stage: 'mail' };
+      return Promise.resolve({ accepted: new Map(), rejected: new Map(), failure: { failure, connectionLost: true }, ...(reused ? { staleSession: true } : {}) });
+    }
 
     return new Promise<TransactionResult>((outerResolve) => {
       let settled = false;
@@ -479,6 +589,8 @@ export class SmtpSession {
         settled = true;
         signal?.removeEventListener('abort', onAbort);
         this.conn.rewrite = undefined;
+        this.conn.directData = false;
+        if (!r.failure) this.needsReset = false;
         outerResolve(r);
       };
       // nodemailer's close() forgets the pending send without calling back: settle here.
@@ -490,7 +602,7 @@ export class SmtpSession {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.conn.send(
         { from: tx.mailFrom ?? '', to: tx.recipients.map((r) => r.address), size: tx.size, use8BitMime: tx.body8bit },
-        tx.message,
+        message,
         (err, info) => {
           const envelope = this.internals()._envelope;
           const rejected = new Map<string, string>();
@@ -513,7 +625,9 @@ export class SmtpSession {
           // With PIPELINING the RCPTs after a refused MAIL FROM get "503 need MAIL": meaningless.
           if (stage === 'mail') rejected.clear();
           const lost = !this.alive || e.code === 'ECONNECTION' || e.code === 'ETIMEDOUT' || e.code === 'ESOCKET' || /^421/.test(e.response ?? '');
-          resolve({ accepted: new Map(), rejected, failure: { failure: failureOf(e, stage), connectionLost: lost } });
+          // A pooled session the peer had given up on: no reply to MAIL (or a 421), no data sent.
+          const stale = reused && lost && !conn.dataStarted && (conn.mailReply === undefined || /^421/.test(conn.mailReply));
+          resolve({ accepted: new Map(), rejected, failure: { failure: failureOf(e, stage), connectionLost: lost }, ...(stale ? { staleSession: true } : {}) });
         },
       );
     });

@@ -34,6 +34,8 @@ const cases: Array<{ name: string; file: string; code: string; expect: RegExp | 
   { name: 'cli must not import the daemon', file: 'src/cli/start.ts', code: "import { a } from '../daemon/index.js';\nvoid a;", expect: /src\/cli\/ must not import src\/daemon\// },
   { name: 'admin must not touch spool files', file: 'src/admin/routes.ts', code: "import { a } from '../queue/spool.js';\nvoid a;", expect: /src\/admin\/ must not import src\/queue\/spool\.ts/ },
   { name: 'only daemon and cli read process.env', file: 'src/queue/manager.ts', code: 'export const v = process.env.X;', expect: /process\.env/ },
+  { name: 'only the daemon installs signal handlers', file: 'src/receive/service.ts', code: "process.on('SIGHUP', () => undefined);", expect: /signal and process handlers/ },
+  { name: 'only daemon and cli decide the exit code', file: 'src/queue/manager.ts', code: 'process.exit(1);', expect: /exit code/ },
   { name: 'the daemon may read process.env', file: 'src/daemon/start.ts', code: 'export const v = process.env.X;', expect: null },
   { name: 'tests are not bound by the src table', file: 'test/unit/x.test.ts', code: "import { a } from '../../src/queue/spool.js';\nvoid a;", expect: null },
 ];
