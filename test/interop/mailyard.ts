@@ -35,6 +35,20 @@ export interface MailyardInstance {
 }
 
 export async function startMailyard(opts: MailyardOptions = {}): Promise<MailyardInstance> {
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startMailyardOnce(opts);
+    } catch (err) {
+      lastErr = err;
+      // another process took one of the free ports in between: try again with new ones
+      if (!/EADDRINUSE|address already in use|in use/i.test((err as Error).message)) break;
+    }
+  }
+  throw lastErr;
+}
+
+async function startMailyardOnce(opts: MailyardOptions): Promise<MailyardInstance> {
   const dir = await peerTempDir('mailyard');
   await mkdir(join(dir, 'mail'), { recursive: true });
   const internetPort = await freePort();

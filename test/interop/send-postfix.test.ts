@@ -19,6 +19,7 @@ import {
   headerValues,
   loopbackAddressFor,
   type MaildirMessage,
+  type PostfixPeer,
 } from '../helpers/peers.js';
 import { startMailyard, type MailyardInstance } from './mailyard.js';
 
@@ -41,6 +42,18 @@ async function arrived(
     }, timeoutMs, 100);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${await diagnostics()}`);
+  }
+}
+
+/** Waits for Postfix's log to show every pattern (its log lines travel through postlogd, a bit late). */
+async function postfixLogged(pf: PostfixPeer, ...patterns: RegExp[]): Promise<string> {
+  try {
+    return await waitFor(`postfix log lines ${patterns.join(' ')}`, async () => {
+      const log = await pf.log();
+      return patterns.every((p) => p.test(log)) ? log : null;
+    }, 10_000, 100);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${tail(await pf.log())}`);
   }
 }
 
@@ -84,7 +97,7 @@ describe('interop: Mailyard → Postfix', () => {
       assert.ok(headerValues(m.raw, 'Received').some((v) => /\bby mailyard\.interop\.test\b/.test(v)), m.raw);
     }
     // Postfix saw one connection from us carrying both recipients
-    assert.match(await pf.log(), /nrcpt=2/);
+    await postfixLogged(pf, /nrcpt=2/);
   });
 
   test('Mailyard authenticates to a Postfix smart host over STARTTLS (BasicAuthRequireTLS) with the credential file', async (t) => {
@@ -117,9 +130,7 @@ describe('interop: Mailyard → Postfix', () => {
     assert.equal(r.code, 0, r.transcript);
     const [msg] = await arrived(() => pf.messages(), 'the authenticated delivery in the Postfix Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /Subject: authenticated relay/);
-    const log = await pf.log();
-    assert.match(log, /TLS connection established from localhost/);
-    assert.match(log, /sasl_method=(PLAIN|LOGIN), sasl_username=mailyard-relay@interop\.test/);
+    await postfixLogged(pf, /TLS connection established from localhost/, /sasl_method=(PLAIN|LOGIN), sasl_username=mailyard-relay@interop\.test/);
     // the password never reaches Mailyard's own log
     assert.ok(!my.daemon.logs.some((l) => JSON.stringify(l).includes('relay-Pass-7')));
   });
@@ -175,7 +186,7 @@ describe('interop: Mailyard → Postfix', () => {
     assert.match(msg!.raw, /^Delivered-To: dora@mx\.interop\.test$/m);
     assert.match(msg!.raw, /Subject: by mx/);
     // the first MX was tried and refused before the second one took the message
-    assert.ok(my.daemon.logs.some((l) => JSON.stringify(l).includes(`${deadAddress}:25`)), daemonLog(my));
+    await waitFor(`a log line about the refused first MX ${deadAddress}:25`, () => my.daemon.logs.some((l) => JSON.stringify(l).includes(`${deadAddress}:25`)), 5_000);
   });
 });
 
@@ -200,8 +211,6 @@ describe('interop: Postfix → Mailyard', () => {
     assert.match(received[0]!, /^from postfix\.interop\.test\b.*\bby mailyard\.interop\.test\b/);
     assert.match(received[0]!, /TLS/i);
     assert.ok(received.slice(1).some((v) => /\bby postfix\.interop\.test\b/.test(v)), received.join('\n'));
-    const log = await pf.log();
-    assert.match(log, /TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]/);
-    assert.match(log, /status=sent \(250 /);
+    await postfixLogged(pf, /TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]/, /status=sent \(250 /);
   });
 });
