@@ -4,7 +4,7 @@
  * case. Writes are atomic (temp file, fsync, rename, fsync of the directory) and keep mode 0600, so
  * a reader never sees a half-written file. The daemon re-reads the file when its mtime changes.
  */
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parse, stringify } from 'yaml';
@@ -57,6 +57,8 @@ export async function writeUsers(file: string, users: readonly UserEntry[]): Pro
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const body = `# Mailyard SMTP AUTH accounts; manage with "mailyard user add|passwd|remove".\n${stringify({ users: users.map((u) => ({ address: u.address, hash: u.hash })) })}`;
+  // The first `mailyard user add` on a fresh install creates the folder (e.g. ./var from a checkout).
+  await mkdir(dir, { recursive: true, mode: 0o750 });
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(body, 'utf8');
