@@ -13,6 +13,7 @@
  *   `connector.timeout` expiry → deferred (connection failure when nothing was connected).
  * Each exchange is written to the Delivery protocol log.
  */
+import { protocolSession } from '../logging/protocol-session.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
@@ -20,9 +21,8 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config, EffectiveDeliveryAgentConnector } from '../config/defaults.js';
-import { newSessionId } from '../model/ids.js';
 import type { DeliveryAgent, DeliveryBatch, DeliveryResult, RecipientOutcome } from '../model/outcome.js';
-import type { ProtocolEventKind, ProtocolLogSink } from '../model/protocol.js';
+import type { ProtocolLogSink } from '../model/protocol.js';
 import { reply, type SmtpReply } from '../model/reply.js';
 import { createLmtpAgent } from './lmtp.js';
 import { lmtpTargetOf } from './mailbox.js';
@@ -83,24 +83,15 @@ export function createHttpAgent(options: HttpAgentOptions): DeliveryAgent & { cl
         }
         return { outcomes };
       }
-      const sessionId = newSessionId();
-      let seq = 0;
       let local = '';
       let remote = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
-      const plog = (event: ProtocolEventKind, data: string, context?: string): void => {
-        if (!logging) return;
-        options.protocolLog.write('Delivery', {
-          timestamp: new Date(),
-          connectorId: options.connectorName,
-          sessionId,
-          sequence: seq++,
-          localEndpoint: local,
-          remoteEndpoint: remote,
-          event,
-          data,
-          ...(context ? { context } : {}),
-        });
-      };
+      const plog = protocolSession({
+        sink: options.protocolLog,
+        service: 'Delivery',
+        connectorId: options.connectorName,
+        enabled: logging,
+        endpoints: () => ({ local, remote }),
+      });
       const all = (o: RecipientOutcome, connectionFailure = false): DeliveryResult => {
         const outcomes = new Map<string, RecipientOutcome>();
         for (const r of batch.recipients) {

@@ -15,13 +15,14 @@
  * - The body is sent with CRLF line ends and dot-stuffing; every wait is bounded by `timeoutMs`.
  * This client does not use PIPELINING: an LMTP hop is local and latency is not the constraint.
  */
+import { protocolSession } from '../logging/protocol-session.js';
 import { createReadStream } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Envelope, Recipient } from '../model/envelope.js';
-import { newSessionId } from '../model/ids.js';
 import type { DeliveryAgent, DeliveryBatch, DeliveryResult, FailureCategory, RecipientOutcome } from '../model/outcome.js';
-import type { ProtocolEventKind, ProtocolLogSink } from '../model/protocol.js';
+import type { ProtocolLogSink } from '../model/protocol.js';
+import type { ProtocolLineFn } from '../logging/protocol-session.js';
 import { reply, replyClass, type SmtpReply } from '../model/reply.js';
 
 export type LmtpTarget = { readonly socket: string } | { readonly host: string; readonly port: number };
@@ -81,7 +82,7 @@ export function outcomeFromReply(r: SmtpReply, host: string, stage: 'rcpt' | 'da
   return { kind: 'failed', reply: r, category, detail, host };
 }
 
-type LogFn = (event: ProtocolEventKind, data: string, context?: string) => void;
+type LogFn = ProtocolLineFn;
 
 /** One LMTP session. Not safe for concurrent use: one message at a time. */
 export class LmtpConnection {
@@ -323,24 +324,8 @@ export function createLmtpAgent(options: LmtpAgentOptions): DeliveryAgent & { cl
   const logging = options.protocolLogging ?? true;
   let closed = false;
 
-  const makeLog = (local: string, remote: string): LogFn => {
-    const sessionId = newSessionId();
-    let seq = 0;
-    return (event, data, context) => {
-      if (!logging) return;
-      options.protocolLog.write('Delivery', {
-        timestamp: new Date(),
-        connectorId: options.connectorName,
-        sessionId,
-        sequence: seq++,
-        localEndpoint: local,
-        remoteEndpoint: remote,
-        event,
-        data,
-        ...(context ? { context } : {}),
-      });
-    };
-  };
+  const makeLog = (local: string, remote: string): LogFn =>
+    protocolSession({ sink: options.protocolLog, service: 'Delivery', connectorId: options.connectorName, enabled: logging, endpoints: () => ({ local, remote }) });
 
   async function acquire(): Promise<LmtpConnection> {
     while (idle.length) {

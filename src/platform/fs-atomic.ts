@@ -8,6 +8,8 @@ import { dirname, basename, join } from 'node:path';
 
 export interface SyncOptions {
   readonly fsync: boolean;
+  /** File mode of a newly written file (default 0o640). */
+  readonly mode?: number;
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -22,7 +24,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Writes data to `path` atomically (temp in the same directory, fsync, rename). Does NOT fsync the directory. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: SyncOptions): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`);
-  const fh = await open(tmp, 'w', 0o640);
+  const fh = await open(tmp, 'w', opts.mode ?? 0o640);
   try {
     await fh.writeFile(data);
     if (opts.fsync) await fh.sync();

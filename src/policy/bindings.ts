@@ -1,24 +1,11 @@
 /**
- * Listener bindings of Receive connectors ("IP:port", "[IPv6]:port"). Like model/ip-range's
- * parseBinding, but port 0 (an ephemeral port chosen by the system) is allowed here so tests can
- * bind without picking free ports. Pure.
+ * Listener bindings of Receive connectors ("IP:port", "[IPv6]:port"; port 0 = an ephemeral port
+ * chosen by the system, for tests): parsing, matching a local endpoint, grouping into listeners. Pure.
  */
-import { Address6 } from 'ip-address';
-import { parseIp, type Binding } from '../model/ip-range.js';
+import { parseBinding, parseIp, type Binding } from '../model/ip-range.js';
 
-export function parseListenBinding(text: string): Binding | { error: string } {
-  const t = text.trim();
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(t) ?? /^([^:[\]]+):(\d{1,5})$/.exec(t);
-  if (!m) return { error: `bad binding "${text}": expected "IP:port" or "[IPv6]:port"` };
-  const port = Number(m[2]);
-  if (port > 65535) return { error: `bad binding "${text}": port must be 0-65535` };
-  const raw = m[1]!;
-  const ip = parseIp(raw);
-  if (!ip) return { error: `bad binding "${text}": "${raw}" is not an IP address` };
-  const family = raw.includes(':') ? 6 : 4;
-  const address = family === 6 ? new Address6(raw).correctForm() : ip.text;
-  return { text: t, address, family, port, wildcard: address === '0.0.0.0' || address === '::' };
-}
+/** The model's parser; kept under this name for the receive side. Port 0 = an ephemeral port. */
+export const parseListenBinding = parseBinding;
 
 /** Does this binding accept a connection that arrived on local address:port? */
 export function bindingMatches(b: Binding, local: { address: string; port: number }): boolean {

@@ -30,14 +30,21 @@ export type VerifyLogin = (login: string, password: string) => Promise<boolean>;
 /** true = exists, false = unknown (550 5.1.1), undefined = cannot tell now (451). */
 export type RecipientLookup = (address: string) => Promise<boolean | undefined>;
 
-export interface ConnectorDeps {
+/** What the Receive service is built from (the daemon supplies it). */
+export interface ReceiveDeps {
   readonly config: Config;
   readonly intake: Intake;
   readonly logger: Logger;
   readonly protocolLog: ProtocolLogSink;
+  /** Server certificate; `ca` (tls.caFile) enables client certificates for server/partner peers. */
   readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
+  /** Verifies an SMTP AUTH login (e.g. UsersStore.verify); without it AUTH is not offered. */
   readonly users?: VerifyLogin;
+  /** Recipient validation for Authoritative domains when mailboxDelivery.recipientValidation is on. */
   readonly recipientExists?: RecipientLookup;
+}
+
+export interface ConnectorDeps extends ReceiveDeps {
   readonly shared: SharedLimits;
 }
 

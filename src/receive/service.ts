@@ -26,21 +26,10 @@ import { listenerSpecs, type ListenerSpec } from '../policy/bindings.js';
 import { selectConnector } from '../policy/connector-select.js';
 import { REPLIES } from '../policy/replies.js';
 import type { MailyardConnection } from './connection.js';
-import { ConnectorRuntime, type RecipientLookup, type VerifyLogin } from './connector.js';
+import { ConnectorRuntime, type ReceiveDeps } from './connector.js';
 import { SharedLimits } from './limits.js';
 
-export interface ReceiveServiceDeps {
-  readonly config: Config;
-  readonly intake: Intake;
-  readonly logger: Logger;
-  readonly protocolLog: ProtocolLogSink;
-  /** Server certificate; `ca` (tls.caFile) enables client certificates for server/partner peers. */
-  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
-  /** Verifies an SMTP AUTH login (e.g. UsersStore.verify); without it AUTH is not offered. */
-  readonly users?: VerifyLogin;
-  /** Recipient validation for Authoritative domains when mailboxDelivery.recipientValidation is on. */
-  readonly recipientExists?: RecipientLookup;
-}
+export type ReceiveServiceDeps = ReceiveDeps;
 
 export interface BoundEndpoint {
   /** The binding as configured, e.g. "127.0.0.1:0". */

@@ -4,9 +4,9 @@
  * case. Writes are atomic (temp file, fsync, rename, fsync of the directory) and keep mode 0600, so
  * a reader never sees a half-written file. The daemon re-reads the file when its mtime changes.
  */
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { fsyncDir, writeFileAtomic } from '../platform/fs-atomic.js';
+import { dirname } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './hash.js';
 
@@ -54,33 +54,11 @@ export async function readUsers(file: string): Promise<UserEntry[]> {
 
 /** Replaces the file atomically. */
 export async function writeUsers(file: string, users: readonly UserEntry[]): Promise<void> {
-  const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const body = `# Mailyard SMTP AUTH accounts; manage with "mailyard user add|passwd|remove".\n${stringify({ users: users.map((u) => ({ address: u.address, hash: u.hash })) })}`;
   // The first `mailyard user add` on a fresh install creates the folder (e.g. ./var from a checkout).
-  await mkdir(dir, { recursive: true, mode: 0o750 });
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(body, 'utf8');
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await mkdir(dirname(file), { recursive: true, mode: 0o750 });
+  await writeFileAtomic(file, body, { fsync: true, mode: 0o600 });
+  await fsyncDir(dirname(file));
 }
 
 export async function addUser(file: string, address: string, password: string): Promise<void> {
