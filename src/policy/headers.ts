@@ -42,6 +42,32 @@ export function hopCountExceeded(fields: readonly HeaderField[], maxHopCount: nu
   return countReceived(fields) + 1 > maxHopCount;
 }
 
+/**
+ * Received fields written by one of our own servers: their "by" clause names one of `localNames`
+ * (this server's and the organization's FQDNs, lower case). A message that has passed through
+ * us that often is looping inside the organization.
+ */
+export function countLocalReceived(fields: readonly HeaderField[], localNames: ReadonlySet<string>): number {
+  let n = 0;
+  for (const f of fields) {
+    if (f.name.toLowerCase() !== 'received') continue;
+    // Unfold, drop comments (nested ones from the inside out), then read the "by" clause.
+    let text = f.raw.replace(/\r?\n[ \t]+/g, ' ');
+    for (let prev = ''; prev !== text; ) {
+      prev = text;
+      text = text.replace(/\([^()]*\)/g, ' ');
+    }
+    const by = /\bby\s+([^\s;()]+)/i.exec(text);
+    if (by && localNames.has(by[1]!.toLowerCase().replace(/\.$/, ''))) n++;
+  }
+  return n;
+}
+
+/** Would the message, with our Received field, exceed maxLocalHopCount (0 = never refuse)? */
+export function localHopCountExceeded(fields: readonly HeaderField[], maxLocalHopCount: number, localNames: ReadonlySet<string>): boolean {
+  return maxLocalHopCount > 0 && countLocalReceived(fields, localNames) + 1 > maxLocalHopCount;
+}
+
 const ORG = [/^x-mailyard-organization-/i, /^x-ms-exchange-organization-/i];
 const FOREST = [/^x-mailyard-forest-/i, /^x-ms-exchange-forest-/i];
 const ROUTING = [/^received$/i, /^resent-/i];

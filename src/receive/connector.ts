@@ -62,6 +62,8 @@ export class ConnectorRuntime {
   readonly connectorId: string;
   readonly tlsOffered: boolean;
   readonly logger: Logger;
+  /** FQDNs that mark a Received field as written by us (for maxLocalHopCount). */
+  readonly #localNames: ReadonlySet<string>;
 
   constructor(
     readonly connector: ReceiveConnector,
@@ -69,6 +71,11 @@ export class ConnectorRuntime {
   ) {
     const c = connector;
     this.connectorId = `${deps.config.server.name}\\${c.name}`;
+    this.#localNames = new Set(
+      [deps.config.server.fqdn, c.fqdn, ...deps.config.organization.servers.map((s) => s.fqdn), ...deps.config.receiveConnectors.map((r) => r.fqdn)].map((n) =>
+        n.toLowerCase().replace(/\.$/, ''),
+      ),
+    );
     this.logger = deps.logger.child({ connector: c.name });
     const wantsTls = c.authMechanism.includes('Tls') || c.requireTLS;
     this.tlsOffered = wantsTls && !!deps.tls && c.tlsMode === 'starttls';
@@ -362,6 +369,8 @@ export class ConnectorRuntime {
       maxMessageSize: ctx.permissions.has('BypassMessageSizeLimit') ? Number.POSITIVE_INFINITY : c.maxMessageSize,
       maxHeaderSize: c.maxHeaderSize,
       maxHopCount: c.maxHopCount,
+      maxLocalHopCount: c.maxLocalHopCount,
+      localNames: this.#localNames,
       permissions: ctx.permissions,
       rejectBareLf: c.bareLinefeedRejectionEnabled,
       ...(ctx.principal.kind === 'user' ? { addIfMissing: { messageId: messageIdFor(randomBytes(12).toString('hex'), c.fqdn), date: rfc5322Date(now) } } : {}),

@@ -11,7 +11,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { IntakeResult } from '../model/intake.js';
 import { IntakeError } from '../model/intake.js';
 import type { SmtpReply } from '../model/reply.js';
-import { applyHeaderFirewall, fieldValue, hasField, hopCountExceeded, splitHeader } from '../policy/headers.js';
+import { applyHeaderFirewall, fieldValue, hasField, hopCountExceeded, localHopCountExceeded, splitHeader } from '../policy/headers.js';
 import type { Permission } from '../policy/permissions.js';
 import { REPLIES } from '../policy/replies.js';
 
@@ -21,6 +21,9 @@ export interface DataOptions {
   readonly maxMessageSize: number;
   readonly maxHeaderSize: number;
   readonly maxHopCount: number;
+  /** maxLocalHopCount and the FQDNs that count as "us" in Received fields' by clauses. */
+  readonly maxLocalHopCount?: number;
+  readonly localNames?: ReadonlySet<string>;
   readonly permissions: ReadonlySet<Permission>;
   readonly rejectBareLf: boolean;
   /** Fields to add when absent (authenticated submissions): full "Name: value" without CRLF. */
@@ -72,6 +75,9 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     const startBody = (header: Buffer, rest: Buffer | undefined, hadSeparator: boolean) => {
       const fields = splitHeader(header.toString('latin1'));
       if (hopCountExceeded(fields, o.maxHopCount)) return fail(REPLIES.hopCountExceeded, `more than ${o.maxHopCount} Received fields`);
+      if (o.maxLocalHopCount && o.localNames && localHopCountExceeded(fields, o.maxLocalHopCount, o.localNames)) {
+        return fail(REPLIES.hopCountExceeded, `more than ${o.maxLocalHopCount} Received fields written by this organization's servers`);
+      }
       const fw = applyHeaderFirewall(fields, o.permissions);
       stripped = fw.stripped;
       const extra: string[] = [];

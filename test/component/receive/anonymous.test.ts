@@ -204,3 +204,29 @@ describe('an Internet-facing connector (anonymous sessions)', () => {
     c.close();
   });
 });
+
+describe('maxLocalHopCount', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ connectors: [{ name: 'Internet', usage: 'Internet', maxLocalHopCount: 1 }] });
+  });
+  after(async () => h.close());
+
+  test('a message that already passed through this server is refused with 554 5.4.6; foreign hops do not count', async () => {
+    const c = await LineClient.connect(h.port());
+    const greet = await c.read();
+    const fqdn = /^(\S+)/.exec(greet.text)![1]!;
+    await c.cmd('EHLO client.fabrikam.com');
+    for (const [by, expected] of [
+      ['relay.fabrikam.com', /^250 /],
+      [fqdn, /^554 5\.4\.6 /],
+    ] as const) {
+      assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      const hop = `Received: from somewhere by ${by} with ESMTP; Mon, 1 Jan 2024 00:00:00 +0000\r\n`;
+      assert.match((await c.cmd(`${hop}${message()}.`)).raw, expected);
+    }
+    c.close();
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyHeaderFirewall, countReceived, fieldValue, hopCountExceeded, splitHeader } from '../../../src/policy/headers.js';
+import { applyHeaderFirewall, countLocalReceived, countReceived, fieldValue, hopCountExceeded, localHopCountExceeded, splitHeader } from '../../../src/policy/headers.js';
 import { permissionsFor, type Permission } from '../../../src/policy/permissions.js';
 
 const block = [
@@ -29,6 +29,23 @@ describe('header checks', () => {
     const f = splitHeader(block);
     assert.equal(hopCountExceeded(f, 3), false);
     assert.equal(hopCountExceeded(f, 2), true);
+  });
+  test('the local hop count counts only Received fields whose "by" names one of our servers', () => {
+    const local = new Set(['mx1.contoso.com', 'mx2.contoso.com']);
+    const f = splitHeader(
+      [
+        'Received: from a.example ([192.0.2.1])\r\n\tby MX1.contoso.com. with ESMTP id 1; Mon, 23 Nov 2026 10:00:00 +0000',
+        'Received: from mx1.contoso.com by mx2.contoso.com with ESMTP id 2; Mon, 23 Nov 2026 10:00:01 +0000',
+        'Received: from mx2.contoso.com by relay.fabrikam.com with ESMTP id 3; Mon, 23 Nov 2026 10:00:02 +0000',
+        'Received: from x (not by mx1.contoso.com in a comment)',
+        'Subject: loop',
+        '',
+      ].join('\r\n'),
+    );
+    assert.equal(countLocalReceived(f, local), 2);
+    assert.equal(localHopCountExceeded(f, 3, local), false, 'two of ours plus the one we add is 3');
+    assert.equal(localHopCountExceeded(f, 2, local), true);
+    assert.equal(localHopCountExceeded(f, 0, local), false, '0 means never refuse');
   });
   const cases: Array<{ title: string; perms: ReadonlySet<Permission>; stripped: string[] }> = [
     {
