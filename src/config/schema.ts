@@ -275,7 +275,7 @@ export const configSchema = z.strictObject({
       certificates: z
         .array(
           z.strictObject({
-            name: z.string().describe('the name connectors use in tlsCertificateName'),
+            name: z.string().describe('the host name it serves (SNI); also the name tlsCertificateName refers to, and a Receive connector whose fqdn equals it presents it by default'),
             certFile: z.string().describe('PEM certificate (chain)'),
             keyFile: z.string().describe('PEM private key'),
           }),

@@ -20,7 +20,7 @@ import { createProtocolLog, type ProtocolLogWriter } from '../logging/protocol-l
 import { MessageTrackingLog, teeTracking, trackingLogOptions } from '../logging/tracking.js';
 import { Metrics } from '../metrics/registry.js';
 import { Transport } from '../queue/manager.js';
-import { ReceiveService } from '../receive/index.js';
+import { ReceiveService, type ReceiveTls } from '../receive/index.js';
 import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { createResolverFromConfig, type Resolver } from '../platform/dns.js';
@@ -132,9 +132,18 @@ class Users {
   }
 }
 
-async function loadTls(config: Config): Promise<{ key: Buffer; cert: Buffer } | undefined> {
-  if (!config.tls.certFile || !config.tls.keyFile) return undefined;
-  return { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) };
+/** The receive side's certificates: tls.certFile/keyFile, tls.caFile, and the named tls.certificates. */
+async function loadTls(config: Config): Promise<ReceiveTls | undefined> {
+  const certificates = await Promise.all(
+    config.tls.certificates.map(async (c) => ({ name: c.name, cert: await readFile(c.certFile), key: await readFile(c.keyFile) })),
+  );
+  const ca = config.tls.caFile ? await readFile(config.tls.caFile) : undefined;
+  const main =
+    config.tls.certFile && config.tls.keyFile
+      ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
+      : certificates[0];
+  if (!main) return undefined;
+  return { key: main.key, cert: main.cert, ...(ca ? { ca } : {}), ...(certificates.length ? { certificates } : {}) };
 }
 
 export async function buildServices(initial: Config, logger: Logger): Promise<Services> {

@@ -30,14 +30,37 @@ export type VerifyLogin = (login: string, password: string) => Promise<boolean>;
 /** true = exists, false = unknown (550 5.1.1), undefined = cannot tell now (451). */
 export type RecipientLookup = (address: string) => Promise<boolean | undefined>;
 
+export interface ReceiveTls {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  readonly ca?: Buffer;
+  readonly certificates?: readonly { readonly name: string; readonly key: Buffer; readonly cert: Buffer }[];
+}
+
+/** The default certificate of a connector (Exchange picks it by the connector's FQDN) and the SNI table. */
+export function connectorCertificates(
+  tls: ReceiveTls,
+  connector: Pick<ReceiveConnector, 'fqdn' | 'tlsCertificateName'>,
+): { key: Buffer; cert: Buffer; sni: Record<string, { key: Buffer; cert: Buffer }> } {
+  const named = (n: string | undefined) => (n ? tls.certificates?.find((x) => x.name.toLowerCase() === n.toLowerCase()) : undefined);
+  const own = named(connector.tlsCertificateName) ?? named(connector.fqdn);
+  const sni: Record<string, { key: Buffer; cert: Buffer }> = {};
+  for (const x of tls.certificates ?? []) sni[x.name.toLowerCase()] = { key: x.key, cert: x.cert };
+  return { key: own?.key ?? tls.key, cert: own?.cert ?? tls.cert, sni };
+}
+
 /** What the Receive service is built from (the daemon supplies it). */
 export interface ReceiveDeps {
   readonly config: Config;
   readonly intake: Intake;
   readonly logger: Logger;
   readonly protocolLog: ProtocolLogSink;
-  /** Server certificate; `ca` (tls.caFile) enables client certificates for server/partner peers. */
-  readonly tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer };
+  /**
+   * Server certificate; `ca` (tls.caFile) enables client certificates for server/partner peers.
+   * `certificates` (tls.certificates) are served by SNI name, and a connector whose
+   * tlsCertificateName or fqdn names one of them uses it as its default certificate.
+   */
+  readonly tls?: ReceiveTls;
   /** Verifies an SMTP AUTH login (e.g. UsersStore.verify); without it AUTH is not offered. */
   readonly users?: VerifyLogin;
   /** Recipient validation for Authoritative domains when mailboxDelivery.recipientValidation is on. */
@@ -102,7 +125,12 @@ export class ConnectorRuntime {
         maxCommandLength: 4096,
         heloResponse: '%s Hello %s',
         minVersion: deps.config.tls.minVersion,
-        ...(deps.tls ? { key: deps.tls.key, cert: deps.tls.cert } : {}),
+        ...(deps.tls
+          ? (() => {
+              const certs = connectorCertificates(deps.tls, c);
+              return { key: certs.key, cert: certs.cert, ...(Object.keys(certs.sni).length ? { sniOptions: certs.sni } : {}) };
+            })()
+          : {}),
         // Client certificates prove organization servers and Domain Secure partners; they are
         // asked for (never required) where a CA is configured and the connector admits such peers.
         ...(deps.tls?.ca && this.#wantsPeerCertificates() ? { requestCert: true, rejectUnauthorized: false, ca: deps.tls.ca } : {}),

@@ -26,7 +26,7 @@ import { listenerSpecs, type ListenerSpec } from '../policy/bindings.js';
 import { selectConnector } from '../policy/connector-select.js';
 import { REPLIES } from '../policy/replies.js';
 import type { MailyardConnection } from './connection.js';
-import { ConnectorRuntime, type ReceiveDeps } from './connector.js';
+import { ConnectorRuntime, type ReceiveDeps, type ReceiveTls } from './connector.js';
 import { SharedLimits } from './limits.js';
 
 export type ReceiveServiceDeps = ReceiveDeps;
@@ -179,7 +179,7 @@ export class ReceiveService {
    * New sessions use the new config (and the new certificate when `tls` is given; null removes
    * it); listeners follow the new bindings; sessions in flight keep going.
    */
-  async reload(config: Config, tls?: { readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer } | null): Promise<void> {
+  async reload(config: Config, tls?: ReceiveTls | null): Promise<void> {
     const old = this.#config;
     const oldRuntimes = this.#runtimes;
     const oldTls = this.#tls;
