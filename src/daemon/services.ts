@@ -236,9 +236,12 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
         setTimeout(() => void oldAgents.close(), 60_000).unref();
       },
       async stop(graceMs: number) {
+        // One deadline for the whole shutdown (systemd's TimeoutStopSec is sized for it):
+        // sessions in flight first, then deliveries in flight get what is left.
+        const deadline = Date.now() + graceMs;
         await receive.stop(graceMs);
         await pickup.stop();
-        await transport.stop(graceMs);
+        await transport.stop(Math.max(0, deadline - Date.now()));
         await agents.close();
         await admin.close();
         trackingLog.close();
