@@ -58,6 +58,11 @@ export function formatMessages(messages: readonly Json[]): string {
   ]);
 }
 
+/** True for a queued message's id (`0123456789ABCDEF0123`, or `EX01\\contoso.com\\<id>`). */
+export function isMessageId(arg: string): boolean {
+  return /^[0-9a-f]{20}$/i.test(arg.split('\\').pop() ?? '');
+}
+
 export async function queueCommand(config: Config, verb: string, args: readonly string[], opts: QueueOptions, out: QueueOutput): Promise<number> {
   let base: string;
   try {
@@ -83,8 +88,9 @@ export async function queueCommand(config: Config, verb: string, args: readonly 
       break;
     case 'suspend':
     case 'resume':
+      // A message id (20 hex digits, optionally as Server\Queue\id) or else a queue identity.
       method = 'POST';
-      path = `/messages/${enc(arg ?? '')}/${verb}`;
+      path = `/${isMessageId(arg ?? '') ? 'messages' : 'queues'}/${enc(arg ?? '')}/${verb}`;
       break;
     case 'remove':
       method = 'DELETE';

@@ -12,6 +12,9 @@
  *   maxConcurrentConnections), picked round-robin across queues so a slow hop cannot starve others.
  * - Changes to one message are applied one at a time, in order: DSNs first, then persist/remove,
  *   then tracking. Delivery agents never touch the spool.
+ * - Suspended queues (delivery queues, Submission, Unreachable) are saved in the spool before the
+ *   verb answers and come back suspended at start(); a suspended Submission still accepts and
+ *   stores mail but categorizes nothing until it is resumed.
  * Time comes from the injected Clock; delivery agents from the injected factory.
  */
 import { randomBytes } from 'node:crypto';
@@ -34,6 +37,7 @@ import { InflightJournal } from './inflight.js';
 import type { MessageRecord, RecipientState } from './record.js';
 import { delayDsnAt, expiresAt, retryDelay, retryPolicyOf, type RetryPolicy } from './scheduler.js';
 import { Spool, storageError } from './spool.js';
+import { SuspendedQueueStore } from './suspended-queues.js';
 import {
   ADMIN_REMOVED_REPLY,
   LOOP_REPLY,
@@ -152,6 +156,11 @@ export class Transport {
   private started = false;
   private stopping = false;
   private unreachableSuspended = false;
+  /** Suspend-Queue on Submission: messages are stored but not categorized until resumed. */
+  private submissionSuspended = false;
+  /** Suspended delivery queues (keyStr -> key), including ones that hold no message right now. */
+  private readonly suspendedKeys = new Map<string, NextHopKey>();
+  private readonly suspendedStore: SuspendedQueueStore;
   private pumpScheduled = false;
   private idleWaiters: (() => void)[] = [];
   /** Deliveries started (for benchmarks and tests). */
@@ -175,6 +184,7 @@ export class Transport {
       },
     });
     this.journal = new InflightJournal(this.spool.root);
+    this.suspendedStore = new SuspendedQueueStore(this.spool.root, deps.config.transportService.fsyncEnabled);
     this.heap = new TimerHeap<Wake>(this.clock, (items) => this.onWake(items));
     this.intake = { accept: (req, body) => this.accept(req, body) };
   }
@@ -184,6 +194,7 @@ export class Transport {
   /** Creates the spool if needed and loads every queued message. */
   async start(): Promise<void> {
     await this.spool.init();
+    await this.restoreSuspendedQueues();
     const markerPath = join(this.spool.root, CLEAN_MARKER);
     const clean = await stat(markerPath).then(() => true, () => false);
     if (clean) await unlink(markerPath).catch(() => {});
@@ -221,6 +232,37 @@ export class Transport {
       `queue loaded: ${records.length} messages`,
     );
     this.schedulePump();
+  }
+
+  /** Suspended queues come back before any message is placed, so nothing leaves them by accident. */
+  private async restoreSuspendedQueues(): Promise<void> {
+    let loaded;
+    try {
+      loaded = await this.suspendedStore.load();
+    } catch (err) {
+      this.logger.error({ err, event: 'queue.suspended.load', path: this.suspendedStore.path }, 'could not read the suspended-queues file; no queue is suspended');
+      return;
+    }
+    const { state, error } = loaded;
+    if (error) this.logger.warn({ event: 'queue.suspended.load', path: this.suspendedStore.path, error }, `suspended-queues file: ${error}`);
+    this.submissionSuspended = state.submission;
+    this.unreachableSuspended = state.unreachable;
+    for (const key of state.queues) {
+      const k = nextHopKeyString(key);
+      this.suspendedKeys.set(k, key);
+      this.queueFor(k, key);
+    }
+    const names = [...(state.submission ? ['Submission'] : []), ...(state.unreachable ? ['Unreachable'] : []), ...state.queues.map((q) => q.nextHopDomain)];
+    if (names.length) this.logger.info({ event: 'queue.suspended.restored', queues: names }, `queues still suspended: ${names.join(', ')}`);
+  }
+
+  private async saveSuspendedQueues(): Promise<void> {
+    try {
+      await this.suspendedStore.save({ submission: this.submissionSuspended, unreachable: this.unreachableSuspended, queues: [...this.suspendedKeys.values()] });
+    } catch (err) {
+      this.logger.error({ err, event: 'queue.suspended.save', path: this.suspendedStore.path }, 'could not save the suspended queues; the change holds until the next restart only');
+      throw err;
+    }
   }
 
   /** New config: new limits and retry settings; Unreachable recipients are routed again. */
@@ -314,12 +356,15 @@ export class Transport {
       poisoned: false,
     };
     let cat: ReturnType<typeof categorize> = { record, decisions: new Map(), loop: false, changed: false };
-    try {
-      cat = categorize(record, this.config, { now: this.clock.now(), localServer: this.localServer });
-      record = cat.record;
-    } catch (err) {
-      // A routing bug must not refuse mail: the message waits in Submission and is retried at start-up.
-      this.logger.error({ err, messageId: id }, 'categorizer failed; message left in Submission');
+    // A suspended Submission queue still accepts and stores; categorization waits for Resume.
+    if (!this.submissionSuspended) {
+      try {
+        cat = categorize(record, this.config, { now: this.clock.now(), localServer: this.localServer });
+        record = cat.record;
+      } catch (err) {
+        // A routing bug must not refuse mail: the message waits in Submission and is retried at start-up.
+        this.logger.error({ err, messageId: id }, 'categorizer failed; message left in Submission');
+      }
     }
     try {
       await this.spool.commitNew(record, fh);
@@ -339,21 +384,8 @@ export class Transport {
       },
       record,
     );
-    if (cat.decisions.size) {
-      const rcpts = [...cat.decisions.keys()];
-      this.emit(
-        {
-          eventId: 'RESOLVE',
-          source: 'ROUTING',
-          recipients: rcpts,
-          recipientStatus: rcpts.map((a) => {
-            const d = cat.decisions.get(a)!;
-            return d.kind === 'routed' ? `${d.key.deliveryType} ${d.key.nextHopDomain}${d.key.connector ? ` via ${d.key.connector}` : ''}` : `Unreachable ${d.enhanced} ${d.reason}`;
-          }),
-        },
-        record,
-      );
-    }
+    const resolved = resolveEvent(cat.decisions);
+    if (resolved) this.emit(resolved, record);
     if (cat.loop) this.logger.warn({ event: 'queue.loop', messageId: id, hopCount: record.hopCount }, 'hop count exceeded: message bounced as a loop');
     const entry = this.newEntry(record);
     this.messages.set(id, entry);
@@ -372,10 +404,17 @@ export class Transport {
   private admit(entry: Entry): void {
     const rec = entry.record;
     const needsRoute = rec.recipients.some((r) => r.status === 'pending' && !r.route);
+    if (needsRoute && this.submissionSuspended) {
+      // Held in Submission until it is resumed; delay notice and expiry still count.
+      this.place(entry);
+      return;
+    }
     if (needsRoute) {
       this.mutate(entry, (r) => {
         const c = categorize(r, this.config, { now: this.clock.now(), localServer: this.localServer });
-        return c.changed ? { record: c.record, actions: [{ kind: 'persist' }] } : undefined;
+        if (!c.changed) return undefined;
+        const resolved = resolveEvent(c.decisions);
+        return { record: c.record, actions: [{ kind: 'persist' }, ...(resolved ? [{ kind: 'track', event: resolved } as const] : [])] };
       });
     }
     if (rec.recipients.some((r) => r.dsnPending) || needsRoute) {
@@ -453,7 +492,7 @@ export class Transport {
   private queueFor(k: string, key: NextHopKey): DQueue {
     let q = this.queues.get(k);
     if (!q) {
-      q = { keyStr: k, key, ready: new Set(), waiting: new Set(), active: 0, failures: 0, suspended: false };
+      q = { keyStr: k, key, ready: new Set(), waiting: new Set(), active: 0, failures: 0, suspended: this.suspendedKeys.has(k) };
       this.queues.set(k, q);
     }
     return q;
@@ -777,8 +816,14 @@ export class Transport {
     return n;
   }
 
+  /** A message id (also as Server\\Queue\\id) of a queued message, rather than a queue identity. */
+  private isMessageTarget(target: string): boolean {
+    const last = target.split('\\').pop() ?? '';
+    return this.messages.has(target) || this.messages.has(target.toUpperCase()) || this.messages.has(last.toUpperCase());
+  }
+
   private entryOrThrow(id: string): Entry {
-    const e = this.messages.get(id) ?? this.messages.get(id.toUpperCase()) ?? this.messages.get(id.split('\\').pop() ?? '');
+    const e = this.messages.get(id) ?? this.messages.get(id.toUpperCase()) ?? this.messages.get((id.split('\\').pop() ?? '').toUpperCase());
     if (!e || e.removed) throw new QueueAdminError('NOT_FOUND', `no message with id ${id}`);
     return e;
   }
@@ -800,7 +845,7 @@ export class Transport {
     const now = this.clock.now();
     const out: QueueInfo[] = [];
     const submission = [...this.messages.values()].filter((e) => !e.record.categorized && !e.removed).length;
-    out.push({ identity: 'Submission', deliveryType: 'Undefined', nextHopDomain: 'Submission', connector: null, status: 'Ready', messageCount: submission, activeCount: 0 });
+    out.push({ identity: 'Submission', deliveryType: 'Undefined', nextHopDomain: 'Submission', connector: null, status: this.submissionSuspended ? 'Suspended' : 'Ready', messageCount: submission, activeCount: 0 });
     for (const q of this.queues.values()) {
       const count = new Set([...q.ready, ...q.waiting, ...[...this.messages.values()].filter((e) => e.inflight.includes(q.keyStr)).map((e) => e.record.id)]).size;
       const retry = q.retryAt !== undefined && q.retryAt > now;
@@ -905,7 +950,7 @@ export class Transport {
 
   /** Suspends a message (by id) or a queue (by identity). */
   async suspend(target: string): Promise<{ suspended: string }> {
-    if (this.messages.has(target) || this.messages.has(target.toUpperCase())) {
+    if (this.isMessageTarget(target)) {
       const e = this.entryOrThrow(target);
       if (e.record.poisoned) throw new QueueAdminError('BAD_REQUEST', 'messages in the Poison queue are already suspended');
       await this.mutate(e, (r) => ({ record: { ...r, suspended: true }, actions: [{ kind: 'persist' }] }));
@@ -913,15 +958,21 @@ export class Transport {
       return { suspended: e.record.id };
     }
     const q = this.findQueue(target);
+    if (q === 'Poison') throw new QueueAdminError('BAD_REQUEST', 'the Poison queue is always suspended');
     if (q === 'Unreachable') this.unreachableSuspended = true;
-    else if (q === 'Poison' || q === 'Submission') throw new QueueAdminError('BAD_REQUEST', `the ${q} queue cannot be suspended here`);
-    else q.suspended = true;
+    else if (q === 'Submission') this.submissionSuspended = true;
+    else {
+      q.suspended = true;
+      this.suspendedKeys.set(q.keyStr, q.key);
+    }
+    await this.saveSuspendedQueues();
+    this.logger.info({ event: 'queue.suspend', queue: typeof q === 'string' ? q : q.keyStr }, `queue ${typeof q === 'string' ? q : this.queueIdentity(q)} suspended`);
     return { suspended: typeof q === 'string' ? q : this.queueIdentity(q) };
   }
 
   /** Resumes a message or a queue; resuming a poisoned message resubmits it. */
   async resume(target: string): Promise<{ resumed: string }> {
-    if (this.messages.has(target) || this.messages.has(target.toUpperCase())) {
+    if (this.isMessageTarget(target)) {
       const e = this.entryOrThrow(target);
       if (e.record.poisoned) {
         this.poison.delete(e.record.id);
@@ -935,12 +986,32 @@ export class Transport {
       return { resumed: e.record.id };
     }
     const q = this.findQueue(target);
-    if (q === 'Unreachable') {
-      this.unreachableSuspended = false;
-      this.resubmitUnreachable();
-    } else if (q !== 'Poison' && q !== 'Submission') q.suspended = false;
+    if (q === 'Poison') throw new QueueAdminError('BAD_REQUEST', 'the Poison queue cannot be resumed as a whole; resume its messages one by one');
+    if (q === 'Unreachable') this.unreachableSuspended = false;
+    else if (q === 'Submission') this.submissionSuspended = false;
+    else {
+      q.suspended = false;
+      this.suspendedKeys.delete(q.keyStr);
+    }
+    await this.saveSuspendedQueues();
+    this.logger.info({ event: 'queue.resume', queue: typeof q === 'string' ? q : q.keyStr }, `queue ${typeof q === 'string' ? q : this.queueIdentity(q)} resumed`);
+    if (q === 'Unreachable') this.resubmitUnreachable();
+    else if (q === 'Submission') this.releaseSubmission();
+    else this.maybeDropQueue(q);
     this.schedulePump();
     return { resumed: typeof q === 'string' ? q : this.queueIdentity(q) };
+  }
+
+  /** Resume-Queue Submission: every message held there is categorized and placed. */
+  private releaseSubmission(): number {
+    let n = 0;
+    for (const e of [...this.messages.values()]) {
+      if (e.removed || e.record.poisoned) continue;
+      if (!e.record.recipients.some((r) => r.status === 'pending' && !r.route)) continue;
+      n++;
+      this.admit(e);
+    }
+    return n;
   }
 
   /** Remove-Message: with ndr (default true) the sender gets an NDR for the recipients not yet delivered. */
@@ -995,6 +1066,21 @@ export class Transport {
   messageIds(): MessageId[] {
     return [...this.messages.keys()] as MessageId[];
   }
+}
+
+/** The RESOLVE tracking event for a categorizer pass (undefined when nothing was decided). */
+function resolveEvent(decisions: ReturnType<typeof categorize>['decisions']): Omit<TrackingEvent, 'timestamp' | 'messageId' | 'sender' | 'internetMessageId' | 'totalBytes' | 'subject'> | undefined {
+  if (!decisions.size) return undefined;
+  const rcpts = [...decisions.keys()];
+  return {
+    eventId: 'RESOLVE',
+    source: 'ROUTING',
+    recipients: rcpts,
+    recipientStatus: rcpts.map((a) => {
+      const d = decisions.get(a)!;
+      return d.kind === 'routed' ? `${d.key.deliveryType} ${d.key.nextHopDomain}${d.key.connector ? ` via ${d.key.connector}` : ''}` : `Unreachable ${d.enhanced} ${d.reason}`;
+    }),
+  };
 }
 
 /**

@@ -11,8 +11,11 @@
  * - when no host could be reached the result has connectionFailure and every recipient is deferred;
  * - a 421 or a dropped connection mid-transaction never marks a recipient delivered;
  * - an SMTPUTF8 message to a hop without SMTPUTF8 fails with 550 5.6.7; an 8-bit message to a hop
- *   without 8BITMIME fails with 554 5.6.3 (no conversion; a message that is in fact 7-bit clean is
- *   sent as is);
+ *   without 8BITMIME is converted to 7 bit (RFC 6152: 8-bit text parts to quoted-printable, other
+ *   8-bit parts to base64, see downgrade.ts) and sent without BODY=8BITMIME; when it cannot be
+ *   converted (8-bit header fields, 8-bit message/rfc822 parts, broken MIME, or larger than
+ *   INLINE_MAX_BYTES) it fails with 554 5.6.3, never goes as is; a message labelled 8-bit that is
+ *   in fact 7-bit clean is sent as is;
  * - NOTIFY=SUCCESS on a hop without DSN yields a "relayed" delivered outcome;
  * - sessions are reused for up to smtpMaxMessagesPerConnection messages, idle at most
  *   connectionInactivityTimeout; close() ends them; RSET only after a transaction that did not
@@ -34,6 +37,7 @@ import { nextHopKeyString } from '../../model/routing.js';
 import type { Resolver } from '../../platform/dns.js';
 import { classify, classifyReply, type Classification, type DeliveryFailure } from '../classify.js';
 import { isOwnServer } from '../header-firewall.js';
+import { downgrade8bit } from './downgrade.js';
 import { fileHas8bit, has8bit, openMessage, prepareData } from './message-stream.js';
 import { orderAddresses, orderMxHosts, planMx, type RandomSource } from './mx.js';
 import { SessionPool } from './pool.js';
@@ -378,14 +382,24 @@ class SmtpDeliveryAgent implements DeliveryAgent {
 
     // SMTPUTF8 / 8BITMIME: what this hop can take.
     const addressesNeedUtf8 = nonAscii(env.mailFrom) || recipients.some((r) => nonAscii(r.address));
-    const wants8bit = env.body !== '7BIT' || env.smtputf8;
     let is8bit: boolean | undefined;
     const content8bit = async () => (is8bit ??= raw ? has8bit(raw) : await fileHas8bit(batch.bodyPath).catch(() => true));
     if ((env.smtputf8 || addressesNeedUtf8) && !ext.has('SMTPUTF8') && (addressesNeedUtf8 || (await content8bit()))) {
       return allFailed(550, '5.6.7', 'SMTPUTF8 is required but the remote server does not offer it', `${host} does not offer SMTPUTF8`);
     }
-    if (wants8bit && !ext.has('8BITMIME') && (await content8bit())) {
-      return allFailed(554, '5.6.3', 'Conversion to 7 bit required but not supported; the remote server does not offer 8BITMIME', `${host} does not offer 8BITMIME`);
+    // RFC 6152 downgrade: an 8-bit message for a hop without 8BITMIME is re-encoded to 7 bit when
+    // it is held in memory and its MIME structure allows it; otherwise it bounces, never goes as is.
+    // The content decides, not the BODY= label: a message declared 7BIT that carries 8-bit bytes
+    // is treated the same way.
+    let downgraded = false;
+    if (!ext.has('8BITMIME') && (await content8bit())) {
+      const conversion = raw ? downgrade8bit(raw) : { ok: false as const, reason: `message larger than ${INLINE_MAX_BYTES} bytes is not converted` };
+      if (!conversion.ok) {
+        return allFailed(554, '5.6.3', 'Conversion to 7 bit required but not supported; the remote server does not offer 8BITMIME', `${host} does not offer 8BITMIME; ${conversion.reason}`);
+      }
+      raw = conversion.message;
+      downgraded = true;
+      this.deps.logger.debug({ host, messageId: batch.messageId }, 'converted 8-bit message to 7 bit for a next hop without 8BITMIME');
     }
 
     const own = isOwnServer(host, session.target.ip, config.organization.servers) || connector.smartHostAuthMechanism === 'ExchangeServer';
@@ -395,8 +409,8 @@ class SmtpDeliveryAgent implements DeliveryAgent {
       {
         mailFrom: env.mailFrom,
         recipients,
-        size: batch.size,
-        body8bit: env.body !== '7BIT' && ext.has('8BITMIME'),
+        size: downgraded && raw ? raw.length : batch.size,
+        body8bit: !downgraded && env.body !== '7BIT' && ext.has('8BITMIME'),
         smtputf8: env.smtputf8 && ext.has('SMTPUTF8'),
         ...(env.ret ? { ret: env.ret } : {}),
         ...(env.envid ? { envid: env.envid } : {}),

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSmtpDeliveryAgent } from '../../../src/delivery/smtp/agent.js';
+import { simpleParser } from 'mailparser';
+import { createSmtpDeliveryAgent, INLINE_MAX_BYTES } from '../../../src/delivery/smtp/agent.js';
 import type { DeliveryAgent, DeliveryBatch } from '../../../src/model/outcome.js';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
 import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, tempSpool, type TempSpool } from './setup.js';
@@ -121,7 +122,7 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.doesNotMatch(wire, /NOTIFY=|RET=|ORCPT=/);
   });
 
-  test('8-bit message: BODY=8BITMIME when offered; 554 5.6.3 when not (no conversion)', async () => {
+  test('8-bit message: BODY=8BITMIME when offered; 554 5.6.3 when not and the 8-bit bytes are in a header', async () => {
     const body = Buffer.from('Subject: caf\u00e9\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nd\u00e9j\u00e0 vu\r\n', 'utf8');
     const s = await sink();
     const a = agent(s);
@@ -142,6 +143,60 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     assert.equal(o?.kind === 'failed' && `${o.reply.code} ${o.reply.enhanced}`, '554 5.6.3');
     assert.equal(clean.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
     assert.equal(s7.messages.length, 1);
+  });
+
+  test('8-bit message to a hop without 8BITMIME: converted to 7 bit (QP / base64), same content, no BODY=8BITMIME', async () => {
+    const attachment = Buffer.from([0x00, 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0xff, 0x80]);
+    const text = 'Gr\u00fc\u00dfe aus K\u00f6ln \u2014 ' + '\u00e9'.repeat(50) + '\r\n.line with a dot\r\n';
+    const body = Buffer.concat([
+      Buffer.from('From: a@contoso.test\r\nTo: ann@fabrikam.test\r\nSubject: downgrade\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="=_b"\r\n\r\n'),
+      Buffer.from(`--=_b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n`, 'utf8'),
+      Buffer.from('--=_b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=blob.bin\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'),
+      attachment,
+      Buffer.from('\r\n--=_b--\r\n'),
+    ]);
+    const s7 = await sink({ eightBitMime: false });
+    const a7 = agent(s7);
+    const r = await a7.deliver(await batch(body, undefined, { body: '8BITMIME' }), signal());
+    await a7.close?.();
+    assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+    assert.equal(s7.messages.length, 1);
+    const wire = Buffer.concat(s7.wire.at(-1)!);
+    assert.ok(wire.every((b) => b < 0x80), 'no byte >= 0x80 on the wire');
+    assert.doesNotMatch(wire.toString('latin1'), /BODY=8BITMIME/i);
+    assert.equal(s7.messages[0]!.mailArgs.BODY, undefined);
+    const got = s7.messages[0]!.data.toString('latin1');
+    assert.match(got, /Content-Transfer-Encoding: quoted-printable\r\n/);
+    assert.match(got, /Content-Transfer-Encoding: base64\r\n/);
+    const parsed = await simpleParser(s7.messages[0]!.data);
+    assert.equal(parsed.subject, 'downgrade');
+    assert.equal(parsed.text, text.replace(/\r\n/g, '\n'));
+    assert.equal(parsed.attachments.length, 1);
+    assert.deepEqual(parsed.attachments[0]!.content, attachment);
+  });
+
+  test('a message declared 7BIT that carries 8-bit bytes is converted too: the content decides, not the label', async () => {
+    const body = Buffer.from('From: a@contoso.test\r\nSubject: mislabelled\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nK\u00f6ln\r\n', 'utf8');
+    const s7 = await sink({ eightBitMime: false });
+    const a7 = agent(s7);
+    const r = await a7.deliver(await batch(body, undefined, { body: '7BIT' }), signal());
+    await a7.close?.();
+    assert.equal(r.outcomes.get('ann@fabrikam.test')?.kind, 'delivered');
+    const wire = Buffer.concat(s7.wire.at(-1)!);
+    assert.ok(wire.every((b) => b < 0x80), 'no byte >= 0x80 on the wire');
+    assert.equal((await simpleParser(s7.messages[0]!.data)).text, 'K\u00f6ln\n');
+  });
+
+  test('8-bit message over the in-memory limit to a hop without 8BITMIME: still 554 5.6.3, nothing sent', async () => {
+    const big = Buffer.concat([Buffer.from('Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'), Buffer.from(`${'\u00e9'.repeat(70)}\r\n`.repeat(2000), 'utf8')]);
+    assert.ok(big.length > INLINE_MAX_BYTES);
+    const s7 = await sink({ eightBitMime: false });
+    const a7 = agent(s7);
+    const r = await a7.deliver(await batch(big, undefined, { body: '8BITMIME' }), signal());
+    await a7.close?.();
+    const o = r.outcomes.get('ann@fabrikam.test');
+    assert.equal(o?.kind === 'failed' && `${o.reply.code} ${o.reply.enhanced}`, '554 5.6.3');
+    assert.equal(s7.messages.length, 0);
   });
 
   test('SMTPUTF8 message: declared when offered; 550 5.6.7 when not', async () => {

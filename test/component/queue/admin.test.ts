@@ -73,6 +73,62 @@ test('queue verbs through the admin endpoint: list, messages, suspend, resume, e
   assert.equal(down, 1);
 });
 
+test('queue suspend/resume by queue name through the CLI: Submission, Unreachable, a delivery queue', async () => {
+  const { dir, cleanup } = await tempDir();
+  const clock = new FakeClock();
+  const agent = new RecordingAgent((rcpt) => (rcpt.endsWith('@tailspin.example') ? TEMP : OK));
+  const t = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: agent.factory });
+  await t.start();
+  const admin = await startAdminServer({ listen: '127.0.0.1:0', allowNonLoopback: false, queue: t, logger });
+  const config = makeConfig(dir, { server: { name: 'EX01', fqdn: 'mx.contoso.com', dataDir: dir, logDir: dir, admin: { listen: `127.0.0.1:${admin.port}` } } });
+  const outText: string[] = [];
+  const errText: string[] = [];
+  const out = { stdout: (s: string) => outText.push(s), stderr: (s: string) => errText.push(s) };
+  const run = async (verb: string, args: string[] = [], opts: Record<string, boolean> = {}) => {
+    outText.length = 0;
+    errText.length = 0;
+    const code = await queueCommand(config, verb, args, opts, out);
+    return { code, stdout: outText.join(''), stderr: errText.join('') };
+  };
+  const status = async (identity: string) => {
+    const list = JSON.parse((await run('list', [], { json: true })).stdout) as { identity: string; status: string; messageCount: number }[];
+    return list.find((q) => q.identity === identity);
+  };
+  try {
+    const sus = await run('suspend', ['Submission']);
+    assert.equal(sus.code, 0, sus.stderr);
+    assert.match(sus.stdout, /suspended: Submission/);
+    await t.intake.accept(request('ann@fabrikam.example', ['bob@contoso.com'], { receivedAt: new Date(clock.now()) }), message());
+    await t.whenIdle();
+    assert.equal(agent.batches.length, 0);
+    assert.deepEqual(await status('Submission'), { identity: 'Submission', deliveryType: 'Undefined', nextHopDomain: 'Submission', connector: null, status: 'Suspended', messageCount: 1, activeCount: 0 });
+    assert.match((await run('resume', ['EX01\\Submission'])).stdout, /resumed: Submission/);
+    await waitFor(() => agent.deliveredTo('bob@contoso.com').length === 1, 'delivery after resuming Submission');
+    assert.equal((await status('Submission'))?.status, 'Ready');
+
+    assert.equal((await run('suspend', ['Unreachable'])).code, 0);
+    assert.equal((await status('Unreachable'))?.status, 'Suspended');
+    assert.equal((await run('resume', ['Unreachable'])).code, 0);
+    assert.equal((await status('Unreachable'))?.status, 'Ready');
+
+    await t.intake.accept(request('ann@fabrikam.example', ['x@tailspin.example'], { receivedAt: new Date(clock.now()) }), message());
+    await waitFor(() => agent.deliveredTo('x@tailspin.example').length === 1, 'first attempt to tailspin');
+    await t.whenIdle();
+    assert.equal((await run('suspend', ['tailspin.example'])).code, 0);
+    assert.equal((await status('tailspin.example'))?.status, 'Suspended');
+    assert.equal((await run('resume', ['tailspin.example'])).code, 0);
+    assert.notEqual((await status('tailspin.example'))?.status, 'Suspended');
+
+    const poison = await run('suspend', ['Poison']);
+    assert.equal(poison.code, 1);
+    assert.match(poison.stderr, /Poison/);
+  } finally {
+    await admin.close();
+    await t.stop(100);
+    await cleanup();
+  }
+});
+
 test('the admin endpoint refuses a non-loopback address unless allowed', async () => {
   await assert.rejects(
     startAdminServer({ listen: '0.0.0.0:0', allowNonLoopback: false, queue: {} as never, logger }),

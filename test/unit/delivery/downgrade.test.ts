@@ -1,0 +1,155 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { simpleParser } from 'mailparser';
+import { downgrade8bit, encodeBase64, encodeQuotedPrintable } from '../../../src/delivery/smtp/downgrade.js';
+
+/** Independent oracle: RFC 2045 quoted-printable decoding (soft breaks removed, =XX to bytes). */
+function decodeQp(text: string): Buffer {
+  const bytes: number[] = [];
+  const s = text.replace(/=\r\n/g, '');
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '=') {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(s.charCodeAt(i));
+  }
+  return Buffer.from(bytes);
+}
+
+function no8bit(buf: Buffer): boolean {
+  return buf.every((b) => b < 0x80);
+}
+
+function ok(msg: Buffer): Buffer {
+  const r = downgrade8bit(msg);
+  assert.ok(r.ok, r.ok ? '' : r.reason);
+  return r.message;
+}
+
+const utf8 = (s: string) => Buffer.from(s, 'utf8');
+const TEXT = 'd\u00e9j\u00e0 vu \u2014 na\u00efve caf\u00e9 = ok\r\n' + '\u00fc'.repeat(60) + '\r\n.dot line\r\ntrailing space \r\n';
+
+describe('downgrade8bit: what is converted and how', () => {
+  const cases: { name: string; input: Buffer; check: (out: Buffer) => void | Promise<void> }[] = [
+    {
+      name: 'single-part text/plain 8bit → quoted-printable, decodes to the same bytes',
+      input: utf8(`From: a@contoso.test\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nSubject: x\r\n\r\n${TEXT}`),
+      check: (out) => {
+        const s = out.toString('latin1');
+        const [head, body] = [s.slice(0, s.indexOf('\r\n\r\n') + 2), s.slice(s.indexOf('\r\n\r\n') + 4)];
+        assert.equal(head, 'From: a@contoso.test\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nSubject: x\r\nContent-Transfer-Encoding: quoted-printable\r\n');
+        assert.deepEqual(decodeQp(body), utf8(TEXT));
+        for (const line of body.split('\r\n')) assert.ok(line.length <= 76, `QP line too long: ${line}`);
+        assert.match(body, /trailing space=20\r\n$/, 'a space ending a line is encoded');
+      },
+    },
+    {
+      name: 'no Content-Transfer-Encoding and no MIME-Version: text/plain assumed, MIME-Version added',
+      input: utf8('Subject: plain\r\n\r\nna\u00efve\r\n'),
+      check: (out) => assert.equal(out.toString('latin1'), 'Subject: plain\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nna=C3=AFve\r\n'),
+    },
+    {
+      name: 'application/octet-stream 8bit → base64 of exactly the body bytes',
+      input: Buffer.concat([Buffer.from('MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'), Buffer.from([0x00, 0xff, 0x80, 0x41, 0x0d, 0x0a, 0xfe])]),
+      check: (out) => {
+        const s = out.toString('latin1');
+        assert.match(s, /\r\nContent-Transfer-Encoding: base64\r\n\r\n/);
+        assert.doesNotMatch(s, /8bit/i);
+        assert.deepEqual(Buffer.from(s.slice(s.indexOf('\r\n\r\n') + 4), 'base64'), Buffer.from([0x00, 0xff, 0x80, 0x41, 0x0d, 0x0a, 0xfe]));
+      },
+    },
+    {
+      name: 'multipart/alternative with one 8bit part: only that part changes, mailparser reads the same text',
+      input: utf8(
+        'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b1 x"\r\n\r\npreamble\r\n' +
+          '--b1 x\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nplain ascii\r\n' +
+          '--b1 x\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n<p>gr\u00fc\u00dfe</p>\r\n' +
+          '--b1 x--\r\nepilogue\r\n',
+      ),
+      check: async (out) => {
+        assert.equal(
+          out.toString('latin1'),
+          'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b1 x"\r\n\r\npreamble\r\n' +
+            '--b1 x\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nplain ascii\r\n' +
+            '--b1 x\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>gr=C3=BC=C3=9Fe</p>\r\n' +
+            '--b1 x--\r\nepilogue\r\n',
+        );
+        const parsed = await simpleParser(out);
+        assert.equal(parsed.text?.trim(), 'plain ascii');
+        assert.equal(parsed.html && parsed.html.trim(), '<p>gr\u00fc\u00dfe</p>');
+      },
+    },
+    {
+      name: 'nested multipart/mixed with an 8-bit attachment and LF-only line ends',
+      input: Buffer.concat([
+        utf8('Content-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: multipart/alternative; boundary=inner\n\n--inner\nContent-Type: text/plain; charset=utf-8\n\nh\u00e9\n--inner--\n'),
+        utf8('--outer\nContent-Type: image/png\nContent-Disposition: attachment; filename=x.png\nContent-Transfer-Encoding: binary\n\n'),
+        Buffer.from([0x89, 0x50, 0x4e, 0x47]),
+        utf8('\n--outer--\n'),
+      ]),
+      check: async (out) => {
+        const parsed = await simpleParser(out);
+        assert.equal(parsed.text?.trim(), 'h\u00e9');
+        assert.equal(parsed.attachments.length, 1);
+        assert.deepEqual(parsed.attachments[0]!.content, Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+      },
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const out = ok(c.input);
+      assert.ok(no8bit(out), 'no byte ≥ 0x80 left');
+      await c.check(out);
+    });
+  }
+
+  test('a 7-bit message is returned untouched (the same buffer)', () => {
+    const msg = Buffer.from('Subject: a\r\nContent-Transfer-Encoding: 8bit\r\n\r\nascii only\r\n');
+    const r = downgrade8bit(msg);
+    assert.ok(r.ok);
+    assert.equal(r.message, msg);
+  });
+});
+
+describe('downgrade8bit: what is refused (the agent keeps bouncing with 5.6.3)', () => {
+  const cases: { name: string; input: Buffer; reason: RegExp }[] = [
+    { name: '8-bit header field', input: utf8('Subject: caf\u00e9\r\nContent-Transfer-Encoding: 8bit\r\n\r\nd\u00e9j\u00e0\r\n'), reason: /header/ },
+    { name: '8-bit header field only (body 7-bit)', input: utf8('Subject: caf\u00e9\r\n\r\nascii\r\n'), reason: /header/ },
+    {
+      name: '8-bit header inside a part',
+      input: utf8('Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Disposition: attachment; filename="\u00e9.txt"\r\n\r\nx\r\n--b--\r\n'),
+      reason: /header/,
+    },
+    { name: '8-bit message/rfc822 part', input: utf8('Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n\u00e9\r\n--b--\r\n'), reason: /message\/rfc822/ },
+    { name: 'multipart without boundary parameter', input: utf8('Content-Type: multipart/mixed\r\n\r\n\u00e9\r\n'), reason: /boundary/ },
+    { name: 'multipart whose boundary never occurs', input: utf8('Content-Type: multipart/mixed; boundary=zz\r\n\r\n--other\r\n\r\n\u00e9\r\n'), reason: /boundary/ },
+    { name: '8-bit preamble', input: utf8('Content-Type: multipart/mixed; boundary=b\r\n\r\n\u00e9\r\n--b\r\n\r\nx\r\n--b--\r\n'), reason: /preamble/ },
+    { name: '8-bit bytes in a part labelled base64', input: utf8('Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n\u00e9\r\n'), reason: /base64/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const r = downgrade8bit(c.input);
+      assert.equal(r.ok, false);
+      assert.match(r.ok ? '' : r.reason, c.reason);
+    });
+  }
+});
+
+describe('encoders', () => {
+  test('quoted-printable: soft breaks keep lines ≤ 76 and never split an =XX; = and tab at end encoded', () => {
+    const input = Buffer.from('=' + 'a'.repeat(73) + '\u00e9\u00e9 end\t\r\nx', 'utf8');
+    const out = encodeQuotedPrintable(input).toString('latin1');
+    for (const line of out.split('\r\n')) assert.ok(line.length <= 76, line);
+    assert.doesNotMatch(out, /=[0-9A-F]?=\r\n/, 'no =XX split by a soft break');
+    assert.match(out, /end=09\r\nx$/);
+    assert.deepEqual(decodeQp(out), input);
+  });
+
+  test('base64: 76-character lines joined by CRLF', () => {
+    const out = encodeBase64(Buffer.alloc(200, 0xff), true).toString('latin1');
+    const lines = out.split('\r\n');
+    assert.equal(lines.at(-1), '');
+    assert.ok(lines.slice(0, -2).every((l) => l.length === 76));
+    assert.deepEqual(Buffer.from(out, 'base64'), Buffer.alloc(200, 0xff));
+  });
+});
