@@ -114,8 +114,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps, out: Output
   queueVerb('list', '', 'list queues');
   queueVerb('messages', '[queue]', 'list messages, optionally of one queue');
   queueVerb('retry', '<queue>', 'retry a queue now (the Unreachable queue is resubmitted to the categorizer)');
-  queueVerb('suspend', '<id>', 'suspend a message or a queue');
-  queueVerb('resume', '<id>', 'resume a message or a queue');
+  queueVerb('suspend', '<id-or-queue>', 'suspend a message (ID) or a queue (Submission, Unreachable, a next hop); queue suspension survives restarts');
+  queueVerb('resume', '<id-or-queue>', 'resume a message or a queue; resuming a poison message resubmits it');
   queueVerb('remove', '<id>', 'remove a message', (c) => c.option('--ndr', 'send a non-delivery report to the sender'));
   queueVerb('export', '<id>', 'print a message in Replay-directory format');
 
