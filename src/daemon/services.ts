@@ -200,7 +200,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     live.receive = receive;
     cleanups.push(() => receive.stop(0));
 
-    const pickup = new PickupService({ config, intake: transport.intake, logger, tracking });
+    const pickup = new PickupService({ config, intake: transport.intake, logger, tracking, isQueued: (key) => transport.hasDedupeKey(key) });
     await pickup.start();
     cleanups.push(async () => pickup.stop());
 

@@ -14,6 +14,11 @@ export interface IntakeRequest {
   readonly receivedAt: Date;
   /** Header lines written before the message (our Received header), CRLF-terminated. */
   readonly prepend?: string;
+  /**
+   * Identifies the submission across a crash of the submitter (Pickup: `pickup:<token>`). Kept with
+   * the queued message so the submitter can ask, after a restart, whether it was already stored.
+   */
+  readonly dedupeKey?: string;
 }
 
 export interface IntakeResult {

@@ -2,8 +2,9 @@
  * The Pickup and Replay directory watchers (reference 8.2-8.4): `.eml` files dropped into
  * transportService.pickupDirectoryPath / replayDirectoryPath are submitted through the Intake.
  *
- * Life of a file: `name.eml` → renamed `name.tmp` (or `name<stamp>.tmp` if taken) while in progress
- * → parsed (parse.ts) → `intake.accept` → deleted once the Intake has stored it durably.
+ * Life of a file: `name.eml` → renamed `name.<token>.tmp` while in progress (token: 16 random hex
+ * digits drawn before the rename) → parsed (parse.ts) → `intake.accept` with the dedupe key
+ * `pickup:<token>` (`replay:<token>`) → deleted once the Intake has stored it durably.
  * - Invalid files (not mail, NUL bytes, oversize header block, no sender/recipients, too many
  *   recipients, unreadable, or refused by the Intake with a 5xx) are renamed `name.bad`
  *   (`name<stamp>.bad` if taken), logged once and reported as a BADMAIL tracking event. The
@@ -12,12 +13,17 @@
  *   the next poll; after 5 such failures in a row it is treated as bad.
  * - Polls every 5 s (injectable), at most pickupDirectoryMaxMessagesPerMinute files per directory
  *   per rolling minute, one file at a time.
- * - Crash safety, at least once: on start-up leftover `.tmp` files are renamed back to `.eml` and
- *   submitted again. A crash after the Intake stored the message but before the `.tmp` was deleted
- *   therefore submits it twice (a duplicate, never a loss); the window is one unlink.
+ * - Crash safety, neither lost nor duplicated: the token in a `.tmp` name survives a crash, and so does
+ *   the dedupe key the queue stored with the message. On start-up each leftover `.tmp` whose key is
+ *   still queued (deps.isQueued) was already accepted and is deleted; every other leftover `.tmp`
+ *   (including old-style `name.tmp` without a token) is renamed back to `.eml` and submitted again.
+ *   Remaining window: a crash after the message was accepted AND fully delivered and removed from
+ *   the queue, but before the `.tmp` was deleted, resubmits it. The unlink follows the accept
+ *   immediately while delivery takes at least a categorizer pass and a connection, so this is
+ *   negligible. Without isQueued every leftover is resubmitted (at least once).
  *   Writers should create files elsewhere and rename them in, so a half-written file is never seen.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,12 +44,21 @@ export interface PickupDeps {
   readonly intervalMs?: number;
   /** Clock for rate limiting and dates; default the wall clock. */
   readonly now?: () => Date;
+  /** Whether a message submitted with this IntakeRequest.dedupeKey is still queued (Transport.hasDedupeKey). */
+  readonly isQueued?: (dedupeKey: string) => boolean;
 }
 
 type Kind = 'pickup' | 'replay';
 
 const MAX_TRANSIENT_FAILURES = 5;
 const WINDOW_MS = 60_000;
+
+/** `name.<16 hex>.tmp`: the token is the file's dedupe key across a crash. */
+const TMP_WITH_TOKEN = /^(.*)\.([0-9a-f]{16})\.tmp$/i;
+
+function dedupeKey(kind: Kind, token: string): string {
+  return `${kind}:${token.toLowerCase()}`;
+}
 
 function stamp(d: Date): string {
   return d.toISOString().replace(/[-:TZ.]/g, '');
@@ -88,6 +103,7 @@ export class PickupService {
   private readonly tracking: TrackingSink;
   private readonly intervalMs: number;
   private readonly now: () => Date;
+  private readonly isQueued: ((dedupeKey: string) => boolean) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
@@ -104,6 +120,7 @@ export class PickupService {
     this.tracking = deps.tracking;
     this.intervalMs = deps.intervalMs ?? 5000;
     this.now = deps.now ?? (() => new Date());
+    this.isQueued = deps.isQueued;
   }
 
   private directories(): { kind: Kind; dir: string }[] {
@@ -119,7 +136,7 @@ export class PickupService {
     if (!this.stopped) return;
     this.stopped = false;
     this.halting = false;
-    for (const { dir } of this.directories()) await this.recover(dir);
+    for (const { kind, dir } of this.directories()) await this.recover(kind, dir);
     this.schedule(0);
   }
 
@@ -136,7 +153,7 @@ export class PickupService {
   reload(config: Config): void {
     const before = new Set(this.directories().map((d) => d.dir));
     this.config = config;
-    for (const { dir } of this.directories()) if (!before.has(dir)) void this.recover(dir);
+    for (const { kind, dir } of this.directories()) if (!before.has(dir)) void this.recover(kind, dir);
   }
 
   /** One pass over both directories (also used by tests and `start`). */
@@ -160,15 +177,24 @@ export class PickupService {
     }, delay);
   }
 
-  private async recover(dir: string): Promise<void> {
+  private async recover(kind: Kind, dir: string): Promise<void> {
     try {
       await mkdir(dir, { recursive: true });
       for (const name of await readdir(dir)) {
         if (!name.toLowerCase().endsWith('.tmp')) continue;
-        const base = name.slice(0, -4);
+        const m = TMP_WITH_TOKEN.exec(name);
+        const base = m ? m[1]! : name.slice(0, -4);
+        if (m && this.isQueued) {
+          const key = dedupeKey(kind, m[2]!);
+          if (this.isQueued(key)) {
+            await unlink(join(dir, name));
+            this.log.warn({ dir, file: name, dedupeKey: key }, `${kind}: deleting a file left in progress by an earlier run; it was already accepted and is queued`);
+            continue;
+          }
+        }
         const target = await freeName(dir, base, '.eml', this.now());
         await rename(join(dir, name), target);
-        this.log.warn({ dir, file: name }, 'pickup: resubmitting a file left in progress by an earlier run (it may be delivered twice)');
+        this.log.warn({ dir, file: name }, `${kind}: resubmitting a file left in progress by an earlier run`);
       }
     } catch (err) {
       this.log.error({ dir, err }, 'pickup: directory not usable');
@@ -203,10 +229,12 @@ export class PickupService {
     const base = name.slice(0, -4);
     const original = join(dir, name);
     let work: string;
+    // Drawn before the rename: the `.tmp` name carries it, so a restart can find the queued message.
+    const token = randomBytes(8).toString('hex');
     try {
       const st = await stat(original);
       if (!st.isFile()) return;
-      work = await freeName(dir, base, '.tmp', this.now());
+      work = await freeName(dir, `${base}.${token}`, '.tmp', this.now());
       await rename(original, work);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir, file: name, err }, `${kind}: cannot take the file`);
@@ -255,7 +283,7 @@ export class PickupService {
     }
     try {
       const result = await this.intake.accept(
-        { envelope: parsed.envelope, source: { kind }, receivedAt: now, prepend: parsed.received },
+        { envelope: parsed.envelope, source: { kind }, receivedAt: now, prepend: parsed.received, dedupeKey: dedupeKey(kind, token) },
         Readable.from(content()),
       );
       this.transientFailures.delete(join(dir, base));

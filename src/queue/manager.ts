@@ -146,6 +146,8 @@ export class Transport {
   private readonly localServer: string;
   private readonly journal: InflightJournal;
   private readonly messages = new Map<string, Entry>();
+  /** dedupeKey → message id, for every message in `messages` that carries a key. */
+  private readonly dedupe = new Map<string, string>();
   private readonly queues = new Map<string, DQueue>();
   private readonly unreachable = new Set<string>();
   private readonly poison = new Set<string>();
@@ -221,9 +223,11 @@ export class Transport {
         }
         this.poison.add(rec.id);
         this.messages.set(rec.id, entry);
+        if (rec.dedupeKey !== undefined) this.dedupe.set(rec.dedupeKey, rec.id);
         continue;
       }
       this.messages.set(rec.id, entry);
+      if (rec.dedupeKey !== undefined) this.dedupe.set(rec.dedupeKey, rec.id);
       this.admit(entry);
     }
     this.started = true;
@@ -354,6 +358,7 @@ export class Transport {
       poisonCount: 0,
       suspended: false,
       poisoned: false,
+      ...(req.dedupeKey !== undefined ? { dedupeKey: req.dedupeKey } : {}),
     };
     let cat: ReturnType<typeof categorize> = { record, decisions: new Map(), loop: false, changed: false };
     // A suspended Submission queue still accepts and stores; categorization waits for Resume.
@@ -389,6 +394,7 @@ export class Transport {
     if (cat.loop) this.logger.warn({ event: 'queue.loop', messageId: id, hopCount: record.hopCount }, 'hop count exceeded: message bounced as a loop');
     const entry = this.newEntry(record);
     this.messages.set(id, entry);
+    if (req.dedupeKey !== undefined) this.dedupe.set(req.dedupeKey, id);
     this.admit(entry);
     this.schedulePump();
     return { id, size: info.size };
@@ -722,6 +728,8 @@ export class Transport {
     this.unreachable.delete(id);
     this.poison.delete(id);
     this.messages.delete(id);
+    const key = entry.record.dedupeKey;
+    if (key !== undefined && this.dedupe.get(key) === id) this.dedupe.delete(key);
     entry.keys = [];
   }
 
@@ -1063,6 +1071,11 @@ export class Transport {
   }
 
   /** Ids of every queued message (tests). */
+  /** Whether a message submitted with this IntakeRequest.dedupeKey is still in the queue. */
+  hasDedupeKey(key: string): boolean {
+    return this.dedupe.has(key);
+  }
+
   messageIds(): MessageId[] {
     return [...this.messages.keys()] as MessageId[];
   }

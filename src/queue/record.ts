@@ -59,6 +59,8 @@ export interface MessageRecord {
   readonly poisonCount: number;
   readonly suspended: boolean;
   readonly poisoned: boolean;
+  /** The submitter's dedupe key (IntakeRequest.dedupeKey); absent in older records and SMTP mail. */
+  readonly dedupeKey?: string;
 }
 
 export function encodeRecord(r: MessageRecord): string {
@@ -97,6 +99,7 @@ export function decodeRecord(input: string | unknown, expectedId?: string): Mess
   if (typeof r.hopCount !== 'number') r.hopCount = 0;
   for (const k of ['categorized', 'delayNotified', 'suspended', 'poisoned'] as const) if (r[k] !== true) r[k] = false;
   if (typeof r.poisonCount !== 'number') r.poisonCount = 0;
+  if (r.dedupeKey !== undefined && typeof r.dedupeKey !== 'string') delete r.dedupeKey;
   return r as unknown as MessageRecord;
 }
 
