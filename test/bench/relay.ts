@@ -14,8 +14,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitForPort } from '../helpers/daemon.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
@@ -50,22 +50,6 @@ const WORKLOADS: Record<string, string[]> = {
 function sh(cmd: string, argv: string[]): number {
   const r = spawnSync(cmd, argv, { stdio: 'inherit' });
   return r.status ?? 1;
-}
-
-async function waitPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        res(true);
-      });
-      s.on('error', () => res(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
 }
 
 function benchConfig(dir: string): string {
@@ -105,7 +89,7 @@ transportService:
 
 async function startMailyard(config: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [join(root, 'bin', 'mailyard.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitPort(mtaPort, 15000);
+  await waitForPort(mtaPort, 15000);
   return child;
 }
 

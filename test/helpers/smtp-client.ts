@@ -135,6 +135,11 @@ export class LineClient {
     this.#attach(secure);
   }
 
+  /** The server's certificate once upgrade() has run. */
+  peerCertificate(): tls.PeerCertificate | undefined {
+    return this.#socket instanceof tls.TLSSocket ? this.#socket.getPeerCertificate() : undefined;
+  }
+
   /** Resolves when the server has closed the connection. */
   async waitClosed(timeoutMs = 5000): Promise<void> {
     await this.#waitFor(() => this.#closed, timeoutMs, 'the connection to close');

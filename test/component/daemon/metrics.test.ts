@@ -6,33 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:net';
 import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
-
-async function smtp(port: number, lines: string[]): Promise<string> {
-  return await new Promise((res, rej) => {
-    const s = connect(port, '127.0.0.1');
-    let data = '';
-    let i = 0;
-    const timer = setTimeout(() => {
-      s.destroy();
-      rej(new Error(`SMTP dialogue timed out; got: ${data}`));
-    }, 10000);
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      data += d;
-      // One command per complete reply (the last line of a reply has a space after the code).
-      const replies = data.split('\r\n').filter((l) => /^\d{3} /.test(l)).length;
-      while (i < lines.length && replies > i) s.write(`${lines[i++]}\r\n`);
-      if (i === lines.length && replies > lines.length) {
-        clearTimeout(timer);
-        s.end();
-        res(data);
-      }
-    });
-    s.on('error', rej);
-  });
-}
+import { LineClient } from '../../helpers/smtp-client.js';
 
 const tmp = tempDir();
 let daemon: DaemonProcess | undefined;
@@ -67,15 +42,13 @@ receiveConnectors:
   const started = await daemon.waitForLog((l) => l.code === 'STARTED');
   const admin = (started.listeners as string[]).find((l) => l.startsWith('admin '))!.slice('admin '.length);
 
-  const transcript = await smtp(port, [
-    'EHLO client.example',
-    'MAIL FROM:<sender@elsewhere.example>',
-    'RCPT TO:<carol@metrics.example>',
-    'DATA',
-    'Subject: metrics\r\n\r\nhello\r\n.',
-    'QUIT',
-  ]);
-  assert.match(transcript, /250 2\.6\.0 .*Queued mail for delivery/);
+  const c = await LineClient.connect(port);
+  assert.equal((await c.read()).code, 220);
+  for (const line of ['EHLO client.example', 'MAIL FROM:<sender@elsewhere.example>', 'RCPT TO:<carol@metrics.example>', 'DATA']) {
+    assert.ok((await c.cmd(line)).code < 400, line);
+  }
+  assert.match((await c.cmd('Subject: metrics\r\n\r\nhello\r\n.')).raw, /^250 2\.6\.0 .*Queued mail for delivery/);
+  c.close();
 
   const box = join(tmp.path, 'mail', 'metrics.example', 'carol', 'new');
   const until = Date.now() + 10000;

@@ -6,10 +6,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
+import { LineClient } from '../../helpers/smtp-client.js';
 
 const tmp = tempDir();
 let daemon: DaemonProcess | undefined;
@@ -27,42 +26,14 @@ function makeCert(name: string): { cert: string; key: string } {
 
 /** EHLO, STARTTLS, handshake (with SNI when given); resolves the CN of the server's certificate. */
 async function certificateCN(port: number, servername?: string): Promise<string> {
-  const sock = netConnect(port, '127.0.0.1');
-  sock.setEncoding('utf8');
-  let buf = '';
-  const waitFor = (re: RegExp) =>
-    new Promise<void>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`timeout waiting for ${re}; got ${buf}`)), 5000);
-      const check = () => {
-        if (re.test(buf)) {
-          clearTimeout(timer);
-          sock.off('data', onData);
-          res();
-        }
-      };
-      const onData = (d: string) => {
-        buf += d;
-        check();
-      };
-      sock.on('data', onData);
-      check();
-    });
-  await waitFor(/^220 /m);
-  sock.write('EHLO client.example\r\n');
-  await waitFor(/^250 /m);
-  buf = '';
-  sock.write('STARTTLS\r\n');
-  await waitFor(/^220 /m);
-  sock.removeAllListeners('data');
-  sock.setEncoding('latin1' as BufferEncoding);
-  return await new Promise((res, rej) => {
-    const t = tlsConnect({ socket: sock, rejectUnauthorized: false, ...(servername ? { servername } : {}) }, () => {
-      const cn = t.getPeerCertificate().subject?.CN;
-      t.destroy();
-      res(String(cn));
-    });
-    t.on('error', rej);
-  });
+  const c = await LineClient.connect(port);
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
+  assert.equal((await c.cmd('STARTTLS')).code, 220);
+  await c.upgrade(servername ? { servername } : {});
+  const cn = String(c.peerCertificate()?.subject?.CN);
+  c.close();
+  return cn;
 }
 
 test('STARTTLS presents the connector certificate by default and the named one for its SNI name', async () => {
