@@ -11,7 +11,7 @@
  * half-started process is left behind. reload() swaps the config snapshot in every service;
  * stop() stops taking new work first (listeners, pickup), then drains the queue.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
 import type { DeliveryAgent, NextHopKey, TrackingSink } from '../model/index.js';
@@ -120,13 +120,8 @@ class Users {
     if (!this.file) return new Set();
     const now = Date.now();
     if (this.#addresses && now - this.#addresses.at < 5000) return this.#addresses.set;
-    let set = new Set<string>();
-    try {
-      await stat(this.file);
-      set = new Set((await readUsers(this.file)).map((u) => u.address));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    // A missing file reads as no users; an unreadable one throws (the caller answers 451).
+    const set = new Set((await readUsers(this.file)).map((u) => u.address));
     this.#addresses = { at: now, set };
     return set;
   }
