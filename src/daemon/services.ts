@@ -25,6 +25,7 @@ import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { createResolverFromConfig, type Resolver } from '../platform/dns.js';
 import { createSmtpDeliveryAgent } from '../delivery/smtp/agent.js';
+import type { SelfEndpoint } from '../delivery/smtp/self-loop.js';
 import { createMailboxAgent, recipientExists } from '../delivery/mailbox.js';
 import { createDropDirectoryAgent } from '../delivery/drop-directory.js';
 import { createDeliveryAgentConnectorAgent } from '../delivery/http.js';
@@ -41,7 +42,7 @@ class AgentRegistry {
   readonly #agents = new Map<string, DeliveryAgent>();
   constructor(
     private readonly config: Config,
-    private readonly deps: { logger: Logger; protocolLog: ProtocolLogWriter; resolver: Resolver },
+    private readonly deps: { logger: Logger; protocolLog: ProtocolLogWriter; resolver: Resolver; selfEndpoints?: () => readonly SelfEndpoint[] },
   ) {}
 
   get(key: NextHopKey): DeliveryAgent {
@@ -55,14 +56,14 @@ class AgentRegistry {
   }
 
   #build(key: NextHopKey): DeliveryAgent {
-    const { logger, protocolLog, resolver } = this.deps;
+    const { logger, protocolLog, resolver, selfEndpoints } = this.deps;
     const config = this.config;
     switch (key.deliveryType) {
       case 'DnsConnectorDelivery':
       case 'SmartHostConnectorDelivery': {
         const connector = config.sendConnectors.find((c) => c.name === key.connector);
         if (!connector) return missingConnector(key);
-        return createSmtpDeliveryAgent({ config, connector, resolver, logger, protocolLog });
+        return createSmtpDeliveryAgent({ config, connector, resolver, logger, protocolLog, ...(selfEndpoints ? { selfEndpoints } : {}) });
       }
       case 'SmtpDeliveryToMailbox':
         return createMailboxAgent({ config, logger, protocolLog });
@@ -164,7 +165,9 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     });
     const tracking: TrackingSink = teeTracking(config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink, metrics.tracking);
 
-    let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config) });
+    // The SMTP agents ask for the endpoints actually bound, to detect an MX or smart host that is us.
+    const selfEndpoints = (): readonly SelfEndpoint[] => live.receive?.address() ?? [];
+    let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config), selfEndpoints });
     const transport = new Transport({ config, logger, tracking, agents: (key) => agents.get(key) });
     await transport.start();
     live.transport = transport;
@@ -221,7 +224,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       async reload(next: Config) {
         const tls = await loadTls(next);
         const oldAgents = agents;
-        agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next) });
+        agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next), selfEndpoints });
         config = next;
         users.setFile(next.users.file);
         await receive.reload(next, tls ?? null);

@@ -16,6 +16,7 @@
  * appends the removal line before deleting the content. Only the header block is looked at while
  * spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
  */
+import { closeSync, fsync as fsyncCb, openSync, writevSync } from 'node:fs';
 import { open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -30,6 +31,43 @@ export { CrlfNormalizer } from './record.js';
 
 export const SPOOL_LAYOUT_VERSION = 'v1';
 const MAX_HEADER_CAPTURE = 256 * 1024;
+/** Messages up to this size are written with one synchronous writev (see writeContent). */
+const SYNC_WRITE_MAX = 256 * 1024;
+
+/** An open, written content file awaiting commitNew. */
+export interface ContentFile {
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function fdFile(fd: number): ContentFile {
+  let closed = false;
+  return {
+    sync: () => new Promise<void>((resolve, reject) => fsyncCb(fd, (err) => (err ? reject(err) : resolve()))),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      closeSync(fd);
+    },
+  };
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+}
+
+function writevAllSync(fd: number, bufs: Buffer[]): void {
+  let rest = bufs.filter((b) => b.length > 0);
+  while (rest.length) {
+    let n = writevSync(fd, rest);
+    while (rest.length && n >= rest[0]!.length) {
+      n -= rest[0]!.length;
+      rest = rest.slice(1);
+    }
+    if (n > 0 && rest.length) rest = [rest[0]!.subarray(n), ...rest.slice(1)];
+  }
+}
 
 export interface SpoolOptions {
   readonly dataDir: string;
@@ -114,40 +152,51 @@ export class Spool {
   }
 
   /**
-   * Writes the content file (prepend first, CRLF line endings) WITHOUT fsync; returns the open handle
-   * for `commitNew`.
+   * Writes the content file (prepend first, CRLF line endings) WITHOUT fsync; returns the open file
+   * for `commitNew`. A message up to SYNC_WRITE_MAX is gathered in memory and written with one
+   * synchronous open + writev: for small files that is far cheaper than a round trip through the
+   * thread pool per open, write and close. Larger messages stream to the file as they arrive.
    */
-  async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: FileHandle }> {
-    const fh = await open(this.bodyPath(id), 'wx', 0o640);
+  async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: ContentFile }> {
+    const path = this.bodyPath(id);
+    const norm = new CrlfNormalizer();
+    let size = 0;
+    const head: Buffer[] = [];
+    let headLen = 0;
+    let headDone = false;
+    let gathered: Buffer[] | undefined = [];
+    let fh: FileHandle | undefined;
+    const captureHead = (out: Buffer) => {
+      head.push(out);
+      headLen += out.length;
+      const joined = head.length > 1 ? Buffer.concat(head) : out;
+      if (joined.indexOf('\r\n\r\n') !== -1 || (joined[0] === 13 && joined[1] === 10) || headLen > MAX_HEADER_CAPTURE) {
+        headDone = true;
+        head.length = 0;
+        head.push(joined.subarray(0, Math.min(joined.length, MAX_HEADER_CAPTURE)));
+      } else if (head.length > 1) {
+        head.length = 0;
+        head.push(joined);
+      }
+    };
+    const take = async (buf: Buffer) => {
+      if (!buf.length) return;
+      const out = norm.push(buf);
+      if (!headDone) captureHead(out);
+      size += out.length;
+      if (gathered) {
+        gathered.push(out);
+        if (size <= SYNC_WRITE_MAX) return;
+        // Too large to gather: continue as a stream.
+        fh = await open(path, 'wx', 0o640);
+        const pending = gathered;
+        gathered = undefined;
+        for (const b of pending) await writeAll(fh, b);
+        return;
+      }
+      await writeAll(fh!, out);
+    };
     try {
-      const norm = new CrlfNormalizer();
-      let size = 0;
-      const head: Buffer[] = [];
-      let headLen = 0;
-      let headDone = false;
-      const take = async (buf: Buffer) => {
-        if (!buf.length) return;
-        const out = norm.push(buf);
-        if (!headDone) {
-          head.push(out);
-          headLen += out.length;
-          const joined = head.length > 1 ? Buffer.concat(head) : out;
-          if (joined.indexOf('\r\n\r\n') !== -1 || joined.subarray(0, 2).toString() === '\r\n' || headLen > MAX_HEADER_CAPTURE) {
-            headDone = true;
-            head.length = 0;
-            head.push(joined.subarray(0, Math.min(joined.length, MAX_HEADER_CAPTURE)));
-          } else if (head.length > 1) {
-            head.length = 0;
-            head.push(joined);
-          }
-        }
-        let off = 0;
-        while (off < out.length) {
-          const { bytesWritten } = await fh.write(out, off, out.length - off);
-          off += bytesWritten;
-        }
-        size += out.length;
-      };
       if (prepend && Buffer.isBuffer(body)) {
         await take(Buffer.concat([Buffer.from(prepend, 'utf8'), body]));
       } else {
@@ -155,13 +204,26 @@ export class Spool {
         if (Buffer.isBuffer(body)) await take(body);
         else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
       }
+      let file: ContentFile;
+      if (gathered) {
+        const fd = openSync(path, 'wx', 0o640);
+        try {
+          writevAllSync(fd, gathered);
+        } catch (err) {
+          closeSync(fd);
+          throw err;
+        }
+        file = fdFile(fd);
+      } else {
+        file = fh!;
+      }
       const headerText = head.length ? head[0]!.toString('latin1') : '';
       const end = headerText.indexOf('\r\n\r\n');
       const facts = readHeaderFacts(end >= 0 ? headerText.slice(0, end) : headerText);
-      return { info: { ...facts, size }, fh };
+      return { info: { ...facts, size }, fh: file };
     } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(this.bodyPath(id)).catch(() => {});
+      if (fh) await fh.close().catch(() => {});
+      await unlink(path).catch(() => {});
       throw err;
     }
   }
@@ -173,7 +235,7 @@ export class Spool {
    * such a message was never acknowledged, and load() sets the record aside in quarantine. A crash
    * of the process alone cannot cause it (the content is in the page cache before the append).
    */
-  async commitNew(record: MessageRecord, content: FileHandle): Promise<void> {
+  async commitNew(record: MessageRecord, content: ContentFile): Promise<void> {
     try {
       const syncContent = async () => {
         if (this.fsync) {

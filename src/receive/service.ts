@@ -23,7 +23,7 @@ import type { ProtocolLogSink } from '../model/protocol.js';
 import { formatReply } from '../model/reply.js';
 import { parseIp, formatEndpoint } from '../model/ip-range.js';
 import { listenerSpecs, type ListenerSpec } from '../policy/bindings.js';
-import { selectConnector } from '../policy/connector-select.js';
+import { selectConnector, type ConnectorSelection } from '../policy/connector-select.js';
 import { REPLIES } from '../policy/replies.js';
 import type { MailyardConnection } from './connection.js';
 import { ConnectorRuntime, type ReceiveDeps, type ReceiveTls } from './connector.js';
@@ -39,6 +39,14 @@ export interface BoundEndpoint {
   readonly port: number;
 }
 
+const SELECTION_CACHE_SIZE = 4096;
+
+interface CachedSelection {
+  readonly localAddr: string;
+  readonly remoteAddr: string;
+  readonly sel: ConnectorSelection<ReceiveConnector>;
+}
+
 interface Listener {
   readonly spec: ListenerSpec;
   readonly server: net.Server;
@@ -48,6 +56,8 @@ interface Listener {
 export class ReceiveService {
   #config: Config;
   #runtimes = new Map<string, ConnectorRuntime>();
+  #selections = new Map<string, CachedSelection>();
+  #selectionsFor: Map<string, ConnectorRuntime> | undefined;
   readonly #listeners = new Map<string, Listener>();
   readonly #live = new Set<MailyardConnection>();
   readonly #pending = new Set<net.Socket>();
@@ -140,15 +150,36 @@ export class ReceiveService {
     return new Promise((resolve) => l.server.close(() => resolve()));
   }
 
+  /**
+   * The connector for a (local endpoint, client address) pair. Selection is pure and depends only
+   * on the connector set, so answers are remembered until the next reload (bounded: a busy
+   * Internet-facing server sees many clients).
+   */
+  #select(listener: Listener, rawLocal: string, rawRemote: string): CachedSelection {
+    if (this.#selectionsFor !== this.#runtimes) {
+      this.#selections.clear();
+      this.#selectionsFor = this.#runtimes;
+    }
+    const key = `${rawLocal}|${listener.spec.port}|${rawRemote}`;
+    let hit = this.#selections.get(key);
+    if (!hit) {
+      const localAddr = parseIp(rawLocal)?.text ?? rawLocal;
+      const remoteAddr = parseIp(rawRemote)?.text ?? rawRemote;
+      const sel = selectConnector([...this.#runtimes.values()].map((r) => r.connector), { address: localAddr, port: listener.spec.port }, remoteAddr);
+      hit = { localAddr, remoteAddr, sel };
+      if (this.#selections.size >= SELECTION_CACHE_SIZE) this.#selections.clear();
+      this.#selections.set(key, hit);
+    }
+    return hit;
+  }
+
   #onSocket(listener: Listener, socket: net.Socket): void {
     socket.on('error', () => {});
     if (this.#stopping) {
       socket.destroy();
       return;
     }
-    const localAddr = parseIp(socket.localAddress ?? '')?.text ?? socket.localAddress ?? '';
-    const remoteAddr = parseIp(socket.remoteAddress ?? '')?.text ?? socket.remoteAddress ?? '';
-    const sel = selectConnector([...this.#runtimes.values()].map((r) => r.connector), { address: localAddr, port: listener.spec.port }, remoteAddr);
+    const { localAddr, remoteAddr, sel } = this.#select(listener, socket.localAddress ?? '', socket.remoteAddress ?? '');
     if (sel.kind === 'refused') {
       this.#logger.info({ code: 'RECEIVE_NO_CONNECTOR', local: localAddr, remote: remoteAddr, reason: sel.reason }, 'connection refused: no Receive connector');
       socket.end(`${formatReply(REPLIES.noConnector)}\r\n`);

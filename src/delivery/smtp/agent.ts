@@ -8,23 +8,33 @@
  * - hosts in MX preference order (random among equals), every A/AAAA address of a host before the
  *   next host; smart hosts in configured order; a host that refuses or times out is skipped;
  * - null MX and NXDOMAIN fail at once (5.1.10 / 5.1.2); SERVFAIL and timeouts defer;
+ * - never connects to itself (RFC 5321 5.1, see self-loop.ts): every MX host's addresses are
+ *   looked up before the first connection; when this server is among the MX hosts, only the more
+ *   preferred ones are tried, and when none is more preferred (also an implicit MX or an address
+ *   literal that is us) every recipient fails at once with 554 5.4.6; a smart host that is this
+ *   server is skipped, and when every smart host is, the batch is deferred with 451 4.4.6 (a
+ *   configuration error, so the mail waits for the fix instead of bouncing);
  * - when no host could be reached the result has connectionFailure and every recipient is deferred;
  * - a 421 or a dropped connection mid-transaction never marks a recipient delivered;
  * - an SMTPUTF8 message to a hop without SMTPUTF8 fails with 550 5.6.7; an 8-bit message to a hop
  *   without 8BITMIME is converted to 7 bit (RFC 6152: 8-bit text parts to quoted-printable, other
- *   8-bit parts to base64, see downgrade.ts) and sent without BODY=8BITMIME; when it cannot be
- *   converted (8-bit header fields, 8-bit message/rfc822 parts, broken MIME, or larger than
- *   INLINE_MAX_BYTES) it fails with 554 5.6.3, never goes as is; a message labelled 8-bit that is
- *   in fact 7-bit clean is sent as is;
+ *   8-bit parts to base64, see downgrade.ts) and sent without BODY=8BITMIME, whatever its size up to
+ *   DOWNGRADE_MAX_BYTES (64 MiB; the connector's maxMessageSize applies before that); when it
+ *   cannot be converted (8-bit header fields, 8-bit message/* parts, broken MIME, or larger than
+ *   DOWNGRADE_MAX_BYTES) it fails with 554 5.6.3, never goes as is; a message labelled 8-bit that
+ *   is in fact 7-bit clean is sent as is. Whether a streamed message is 8-bit is only looked at
+ *   when the hop lacks 8BITMIME (a scan that stops at the first 8-bit byte); only a message that
+ *   must be converted is read into memory, once, for the conversion;
  * - NOTIFY=SUCCESS on a hop without DSN yields a "relayed" delivered outcome;
  * - sessions are reused for up to smtpMaxMessagesPerConnection messages, idle at most
  *   connectionInactivityTimeout; close() ends them; RSET only after a transaction that did not
  *   complete; a reused session found dead before it answered anything is replaced transparently;
  * - a message up to INLINE_MAX_BYTES is read in one go and written in one go (see prepareData);
- *   larger ones are streamed.
+ *   larger ones are streamed (a converted one from its chunks in memory).
  */
 import { constants, readFileSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config, SendConnector } from '../../config/defaults.js';
 import { domainOf } from '../../model/address.js';
@@ -37,11 +47,12 @@ import { nextHopKeyString } from '../../model/routing.js';
 import type { Resolver } from '../../platform/dns.js';
 import { classify, classifyReply, type Classification, type DeliveryFailure } from '../classify.js';
 import { isOwnServer } from '../header-firewall.js';
-import { downgrade8bit } from './downgrade.js';
-import { fileHas8bit, has8bit, openMessage, prepareData } from './message-stream.js';
+import { downgrade8bitChunks } from './downgrade.js';
+import { applyFirewallToBuffer, chunkStream, encodeDataBody, fileHas8bit, has8bit, openMessage, prepareData, readMessageUpTo } from './message-stream.js';
 import { orderAddresses, orderMxHosts, planMx, type RandomSource } from './mx.js';
 import { SessionPool } from './pool.js';
 import { SmtpSession, type OpenFailure, type SessionOptions, type SessionTarget, type TransactionResult } from './session.js';
+import { configuredEndpoints, pruneSelfMx, pruneSelfSmartHosts, selfIdentity, selfNames, type SelfEndpoint, type SelfIdentity } from './self-loop.js';
 import { parseSmartHosts } from './smart-host.js';
 import { tlsPolicyFor, type TlsPolicy } from './tls-policy.js';
 
@@ -59,6 +70,16 @@ export interface SmtpAgentDeps {
   readonly random?: RandomSource;
   /** Milliseconds; defaults: connect 30s, greeting 30s, socket min(connectionInactivityTimeout, 10m). */
   readonly timeouts?: Partial<SessionOptions['timeouts']>;
+  /** Largest message converted to 7 bit; default DOWNGRADE_MAX_BYTES (tests lower it). */
+  readonly downgradeMaxBytes?: number;
+  /**
+   * The endpoints this server listens on right now (the bound Receive connectors; wildcards
+   * allowed), asked before each new connection to detect an MX or smart host that is us. The
+   * enabled Receive connector bindings of `config` are always counted as well.
+   */
+  readonly selfEndpoints?: () => readonly SelfEndpoint[];
+  /** Local interface addresses that a wildcard binding covers; default os.networkInterfaces(). */
+  readonly interfaceAddresses?: () => readonly string[];
 }
 
 /** A host to try, with its addresses resolved lazily. */
@@ -67,14 +88,41 @@ interface HostEntry {
   readonly port: number;
   /** Set for IP smart hosts and address literals. */
   readonly ip?: string;
+  /** MX preference (0 for an implicit MX or a literal). */
+  readonly preference?: number;
+  /** Addresses, when they were looked up while planning. */
+  readonly resolved?: AddressLookup;
 }
 
-type RoutePlan = { readonly kind: 'hosts'; readonly hosts: readonly HostEntry[] } | { readonly kind: 'error'; readonly failure: DeliveryFailure };
+type AddressLookup = { readonly ok: true; readonly ips: string[] } | { readonly ok: false; readonly permanent: boolean; readonly detail: string };
+
+type RoutePlan =
+  | { readonly kind: 'hosts'; readonly hosts: readonly HostEntry[] }
+  | { readonly kind: 'error'; readonly failure: DeliveryFailure }
+  /** The next hop is this server itself: every recipient gets `outcome`. */
+  | { readonly kind: 'loop'; readonly outcome: RecipientOutcome; readonly connectionFailure: boolean };
+
+/** os.networkInterfaces() is a system call: read it at most once a minute. */
+let interfaceCache: { at: number; addresses: string[] } | undefined;
+function localInterfaceAddresses(): string[] {
+  const now = Date.now();
+  if (interfaceCache && now - interfaceCache.at < 60_000) return interfaceCache.addresses;
+  const addresses: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) addresses.push(i.address);
+  interfaceCache = { at: now, addresses };
+  return addresses;
+}
 
 const DEFAULT_TIMEOUTS = { connect: 30_000, greeting: 30_000, socket: 600_000 };
 
 /** Messages up to this size are held in memory while sent; larger ones are streamed from the spool. */
 export const INLINE_MAX_BYTES = 256 * 1024;
+
+/**
+ * The largest message converted to 7 bit for a hop without 8BITMIME. Conversion holds the message
+ * in memory (about 2.4 times its size with the base64 output); anything larger fails with 5.6.3.
+ */
+export const DOWNGRADE_MAX_BYTES = 64 * 1024 * 1024;
 
 /** transact() on a reused session that turned out dead before it said anything: try another. */
 const STALE = Symbol('stale session');
@@ -177,6 +225,10 @@ class SmtpDeliveryAgent implements DeliveryAgent {
     const type = batch.key.deliveryType;
     // 2. A fresh session: hosts in order, every address of a host before the next.
     const plan = await this.plan(batch);
+    if (plan.kind === 'loop') {
+      const o = all(plan.outcome);
+      return plan.connectionFailure ? { ...o, connectionFailure: true } : o;
+    }
     if (plan.kind === 'error') {
       const c = classify(plan.failure, { downgradeDnsFailures: connector.errorPolicies === 'DowngradeDnsFailures' });
       logger.info({ connector: connector.name, nextHop: batch.key.nextHopDomain, detail: c.detail }, 'SMTP route lookup failed');
@@ -245,11 +297,11 @@ class SmtpDeliveryAgent implements DeliveryAgent {
       const port = this.deps.port ?? 25;
       const domain = batch.key.nextHopDomain;
       const literal = planMx(domain, undefined, this.random);
-      if (literal.kind === 'literal') return { kind: 'hosts', hosts: [{ name: literal.ip, ip: literal.ip, port }] };
+      if (literal.kind === 'literal') return this.withoutSelfMx(domain, 'literal', [{ name: literal.ip, ip: literal.ip, port, preference: 0 }]);
       const p = planMx(domain, await resolver.mx(domain), this.random);
       if (p.kind === 'error') return p;
-      if (p.kind === 'literal') return { kind: 'hosts', hosts: [{ name: p.ip, ip: p.ip, port }] };
-      return { kind: 'hosts', hosts: p.hosts.map((h) => ({ name: h.name, port })) };
+      if (p.kind === 'literal') return this.withoutSelfMx(domain, 'literal', [{ name: p.ip, ip: p.ip, port, preference: 0 }]);
+      return this.withoutSelfMx(domain, p.implicit ? 'implicit' : 'mx', p.hosts.map((h) => ({ name: h.name, port, preference: h.preference })));
     }
     const { hosts: smartHosts, errors } = parseSmartHosts(connector.smartHosts ?? [], connector.port);
     for (const e of errors) this.deps.logger.warn({ connector: connector.name }, `ignoring smart host ${e}`);
@@ -271,10 +323,88 @@ class SmtpDeliveryAgent implements DeliveryAgent {
       hosts.push({ name: sh.name, port: sh.port });
     }
     if (hosts.length === 0) return { kind: 'error', failure: { kind: 'dns', result: 'temporary', name: batch.key.nextHopDomain, detail: 'no usable smart host' } };
-    return { kind: 'hosts', hosts };
+    return this.withoutSelfSmartHosts(hosts);
   }
 
-  private async addressesOf(host: HostEntry): Promise<{ ok: true; ips: string[] } | { ok: false; permanent: boolean; detail: string }> {
+  /** Who "we" are, for self-loop detection: config names, configured and bound endpoints, interfaces. */
+  private self(): SelfIdentity {
+    const { config } = this.deps;
+    let bound: readonly SelfEndpoint[] = [];
+    try {
+      bound = this.deps.selfEndpoints?.() ?? [];
+    } catch {
+      // the listeners are being replaced (reload): the configured bindings still count
+    }
+    return selfIdentity({
+      names: selfNames(config),
+      endpoints: [...configuredEndpoints(config), ...bound],
+      interfaceAddresses: this.deps.interfaceAddresses?.() ?? localInterfaceAddresses(),
+    });
+  }
+
+  /** Looks up every host's addresses (in parallel) so the plan can tell which hosts are us. */
+  private async resolveAll(hosts: readonly HostEntry[]): Promise<{ entry: HostEntry; name: string; port: number; preference: number; ips: readonly string[] }[]> {
+    return Promise.all(
+      hosts.map(async (h) => {
+        const resolved = await this.addressesOf(h);
+        const entry: HostEntry = { ...h, resolved };
+        return { entry, name: h.name, port: h.port, preference: h.preference ?? 0, ips: resolved.ok ? resolved.ips : [] };
+      }),
+    );
+  }
+
+  /** RFC 5321 5.1: MX hosts at or below our own preference are dropped; nothing left is a loop (554 5.4.6). */
+  private async withoutSelfMx(domain: string, source: 'mx' | 'implicit' | 'literal', hosts: readonly HostEntry[]): Promise<RoutePlan> {
+    const { connector, logger } = this.deps;
+    const decision = pruneSelfMx(await this.resolveAll(hosts), this.self());
+    if (decision.kind === 'hosts') {
+      if (decision.self) {
+        logger.info(
+          { connector: connector.name, domain, self: decision.self.name, preference: decision.self.preference, discarded: decision.discarded.map((h) => h.name) },
+          'this server is an MX host of the domain: only more preferred MX hosts are tried',
+        );
+      }
+      return { kind: 'hosts', hosts: decision.hosts.map((h) => h.entry) };
+    }
+    const me = decision.self;
+    const what =
+      source === 'literal'
+        ? `the address literal [${me.name}]`
+        : source === 'implicit'
+          ? `the domain's own address (no MX records, implicit MX ${me.name})`
+          : `its MX host ${me.name} (preference ${me.preference})`;
+    const text = `Mail for ${domain} loops back to this server: ${what} points back to this server and no more preferred mail exchanger exists`;
+    logger.warn({ connector: connector.name, domain, host: me.name, preference: me.preference, ips: me.ips }, 'mail loops back to this server (MX points back to us)');
+    return { kind: 'loop', connectionFailure: false, outcome: { kind: 'failed', reply: makeReply(554, '5.4.6', text), category: 'loop', detail: `MX for ${domain} points back to this server (${me.name})` } };
+  }
+
+  /** Smart hosts that are this server are skipped; when all are, the batch waits (451 4.4.6) for the configuration to be fixed. */
+  private async withoutSelfSmartHosts(hosts: readonly HostEntry[]): Promise<RoutePlan> {
+    const { connector, logger } = this.deps;
+    const decision = pruneSelfSmartHosts(await this.resolveAll(hosts), this.self());
+    if (decision.kind === 'hosts') {
+      if (decision.discarded.length > 0) {
+        logger.warn({ connector: connector.name, skipped: decision.discarded.map((h) => `${h.name}:${h.port}`) }, 'skipping smart hosts that are this server itself');
+      }
+      return { kind: 'hosts', hosts: decision.hosts.map((h) => h.entry) };
+    }
+    const me = decision.self;
+    const where = `${me.name}:${me.port}`;
+    logger.error({ connector: connector.name, smartHost: where, ips: me.ips }, 'every smart host of the Send connector is this server itself (mail loop); fix smartHosts');
+    return {
+      kind: 'loop',
+      connectionFailure: true,
+      outcome: {
+        kind: 'deferred',
+        reply: makeReply(451, '4.4.6', `Smart host ${where} is this server itself (mail loop); check smartHosts of Send connector "${connector.name}"`),
+        category: 'loop',
+        detail: `smart host ${where} of Send connector "${connector.name}" points back to this server`,
+      },
+    };
+  }
+
+  private async addressesOf(host: HostEntry): Promise<AddressLookup> {
+    if (host.resolved) return host.resolved;
     if (host.ip) return { ok: true, ips: [host.ip] };
     const [a, aaaa] = await Promise.all([this.deps.resolver.a(host.name), this.deps.resolver.aaaa(host.name)]);
     const ips = orderAddresses(a.ok ? a.records : [], aaaa.ok ? aaaa.records : []);
@@ -387,30 +517,51 @@ class SmtpDeliveryAgent implements DeliveryAgent {
     if ((env.smtputf8 || addressesNeedUtf8) && !ext.has('SMTPUTF8') && (addressesNeedUtf8 || (await content8bit()))) {
       return allFailed(550, '5.6.7', 'SMTPUTF8 is required but the remote server does not offer it', `${host} does not offer SMTPUTF8`);
     }
+    const own = isOwnServer(host, session.target.ip, config.organization.servers) || connector.smartHostAuthMechanism === 'ExchangeServer';
+    const firewall = { sendOrganizationHeaders: own };
+
     // RFC 6152 downgrade: an 8-bit message for a hop without 8BITMIME is re-encoded to 7 bit when
-    // it is held in memory and its MIME structure allows it; otherwise it bounces, never goes as is.
-    // The content decides, not the BODY= label: a message declared 7BIT that carries 8-bit bytes
-    // is treated the same way.
-    let downgraded = false;
+    // its MIME structure allows it; otherwise it bounces, never goes as is. The content decides,
+    // not the BODY= label: a message declared 7BIT that carries 8-bit bytes is treated the same way.
+    // A streamed (large) message is read into memory only here, for this rare case.
+    let converted: { readonly chunks: readonly Buffer[]; readonly length: number } | undefined;
     if (!ext.has('8BITMIME') && (await content8bit())) {
-      const conversion = raw ? downgrade8bit(raw) : { ok: false as const, reason: `message larger than ${INLINE_MAX_BYTES} bytes is not converted` };
+      const limit = Math.min(this.deps.downgradeMaxBytes ?? DOWNGRADE_MAX_BYTES, connector.maxMessageSize);
+      let source = raw;
+      if (!source) {
+        try {
+          source = await readMessageUpTo(batch.bodyPath, limit);
+        } catch (err) {
+          this.pool.put(key, session, connector.smtpMaxMessagesPerConnection, this.timeouts.socket);
+          const c = classify({ kind: 'socket', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: `cannot read ${batch.bodyPath}` });
+          return { outcomes: new Map(recipients.map((r) => [r.address, outcomeOf(c, undefined)])), session: sessionInfo };
+        }
+      }
+      // The header firewall first: the converter keeps the top-level header fields as they are.
+      const conversion = source ? downgrade8bitChunks(applyFirewallToBuffer(source, firewall).message) : { ok: false as const, reason: `message larger than ${limit} bytes is not converted` };
       if (!conversion.ok) {
         return allFailed(554, '5.6.3', 'Conversion to 7 bit required but not supported; the remote server does not offer 8BITMIME', `${host} does not offer 8BITMIME; ${conversion.reason}`);
       }
-      raw = conversion.message;
-      downgraded = true;
-      this.deps.logger.debug({ host, messageId: batch.messageId }, 'converted 8-bit message to 7 bit for a next hop without 8BITMIME');
+      converted = conversion;
+      raw = undefined;
+      this.deps.logger.debug({ host, messageId: batch.messageId, size: batch.size, convertedSize: conversion.length }, 'converted 8-bit message to 7 bit for a next hop without 8BITMIME');
     }
 
-    const own = isOwnServer(host, session.target.ip, config.organization.servers) || connector.smartHostAuthMechanism === 'ExchangeServer';
-    const firewall = { sendOrganizationHeaders: own };
-    const body = raw ? { data: prepareData(raw, firewall).data } : { message: openMessage(batch.bodyPath, firewall).stream };
+    // A small converted message is written in one go like any small one; a larger one is streamed
+    // from its chunks (nodemailer then normalises line ends and dot-stuffs, as for a spooled file).
+    const body = converted
+      ? converted.length <= INLINE_MAX_BYTES
+        ? { data: encodeDataBody(Buffer.concat(converted.chunks, converted.length)) }
+        : { message: chunkStream(converted.chunks) }
+      : raw
+        ? { data: prepareData(raw, firewall).data }
+        : { message: openMessage(batch.bodyPath, firewall).stream };
     const result: TransactionResult = await session.send(
       {
         mailFrom: env.mailFrom,
         recipients,
-        size: downgraded && raw ? raw.length : batch.size,
-        body8bit: !downgraded && env.body !== '7BIT' && ext.has('8BITMIME'),
+        size: converted ? converted.length : batch.size,
+        body8bit: !converted && env.body !== '7BIT' && ext.has('8BITMIME'),
         smtputf8: env.smtputf8 && ext.has('SMTPUTF8'),
         ...(env.ret ? { ret: env.ret } : {}),
         ...(env.envid ? { envid: env.envid } : {}),

@@ -1,13 +1,18 @@
 /**
  * RFC 6152 downgrade: turns an 8-bit MIME message into a 7-bit one for a next hop that does not
- * offer 8BITMIME. Pure (bytes in, bytes out, no I/O).
+ * offer 8BITMIME. Pure (bytes in, bytes out, no I/O), for messages of any size: the result is a
+ * list of chunks (`downgrade8bitChunks`) that reuses slices of the input for everything that is
+ * copied unchanged, so converting a message costs its encoded parts in memory plus the input,
+ * never an extra copy of the whole message (`downgrade8bit` joins the chunks for small ones).
  *
  * What it does: walks the MIME tree (top-level entity, multipart/* parts recursively by their
  * boundary) and re-encodes every leaf body that holds bytes ≥ 0x80 — text/* as quoted-printable,
  * everything else as base64 — and sets its Content-Transfer-Encoding to match. Entities that are
  * already 7-bit are copied byte for byte, so a downgraded message differs from the original only
  * in the parts that had to change. Decoding a converted part gives back exactly the original bytes
- * (a text part's line breaks become CRLF, which is what they are on the wire anyway).
+ * (a text part's line breaks become CRLF, which is what they are on the wire anyway). Every line
+ * the converter writes is short (quoted-printable and base64 lines ≤ 76 characters, CRLF); lines
+ * copied unchanged are as long as they were. Dot-stuffing is not done here (the sender does it).
  *
  * What it refuses (ok:false, the caller bounces): 8-bit bytes in any header block (that needs
  * SMTPUTF8 or RFC 2047 rewriting, not done here), in a multipart preamble or epilogue, in a
@@ -19,7 +24,6 @@ export type DowngradeResult = { readonly ok: true; readonly message: Buffer } | 
 
 const CR = 0x0d;
 const LF = 0x0a;
-const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** Multipart nesting deeper than this is refused (bounded recursion). */
 const MAX_DEPTH = 50;
@@ -35,18 +39,38 @@ function has8bit(buf: Buffer, from = 0, to = buf.length): boolean {
   return false;
 }
 
+export type DowngradeChunks =
+  | { readonly ok: true; readonly chunks: readonly Buffer[]; readonly length: number }
+  | { readonly ok: false; readonly reason: string };
+
 /**
  * Converts a whole message (header block, empty line, body). Returns the input itself when it
  * holds no byte ≥ 0x80.
  */
 export function downgrade8bit(message: Buffer): DowngradeResult {
-  if (!has8bit(message)) return { ok: true, message };
+  const r = downgrade8bitChunks(message);
+  if (!r.ok) return r;
+  const only = r.chunks[0];
+  return { ok: true, message: r.chunks.length === 1 && only ? only : Buffer.concat(r.chunks, r.length) };
+}
+
+/**
+ * Like `downgrade8bit`, as a list of chunks whose concatenation is the converted message (the
+ * input itself as the only chunk when it holds no byte ≥ 0x80). Unchanged regions are slices of
+ * the input, so the input must not be modified while the chunks are in use.
+ */
+export function downgrade8bitChunks(message: Buffer): DowngradeChunks {
+  if (!has8bit(message)) return { ok: true, chunks: [message], length: message.length };
+  const out: Buffer[] = [];
   try {
-    return { ok: true, message: convertEntity(message, 0, true) };
+    convertEntity(message, 0, true, 'text/plain', out);
   } catch (err) {
     if (err instanceof Refused) return { ok: false, reason: err.message };
     throw err;
   }
+  let length = 0;
+  for (const c of out) length += c.length;
+  return { ok: true, chunks: out, length };
 }
 
 /** Index just past the header block's last line break (0 when the entity starts with an empty line), or -1. */
@@ -114,8 +138,8 @@ function parseContentType(value: string): ContentType {
   return { mediaType, params };
 }
 
-/** Converts one entity (header + body); throws Refused. */
-function convertEntity(entity: Buffer, depth: number, topLevel: boolean, defaultType = 'text/plain'): Buffer {
+/** Converts one entity (header + body), appending the result to out; throws Refused. */
+function convertEntity(entity: Buffer, depth: number, topLevel: boolean, defaultType: string, out: Buffer[]): void {
   let end = headerEnd(entity);
   if (end < 0) end = entity.length;
   if (has8bit(entity, 0, end)) throw new Refused('8-bit bytes in a header field');
@@ -123,7 +147,10 @@ function convertEntity(entity: Buffer, depth: number, topLevel: boolean, default
   let bodyStart = end;
   if (entity[bodyStart] === CR && entity[bodyStart + 1] === LF) bodyStart += 2;
   else if (entity[bodyStart] === LF) bodyStart += 1;
-  if (!has8bit(entity, bodyStart)) return entity;
+  if (!has8bit(entity, bodyStart)) {
+    out.push(entity);
+    return;
+  }
 
   const headerText = entity.toString('latin1', 0, end);
   const fields = parseHeader(headerText);
@@ -137,7 +164,9 @@ function convertEntity(entity: Buffer, depth: number, topLevel: boolean, default
     const boundary = ct.params.get('boundary');
     if (!boundary) throw new Refused('8-bit multipart without a boundary');
     const childDefault = mediaType === 'multipart/digest' ? 'message/rfc822' : 'text/plain';
-    return Buffer.concat([entity.subarray(0, bodyStart), convertMultipartBody(body, boundary, depth + 1, childDefault)]);
+    out.push(entity.subarray(0, bodyStart));
+    convertMultipartBody(body, boundary, depth + 1, childDefault, out);
+    return;
   }
   if (mediaType.startsWith('message/')) throw new Refused(`8-bit ${mediaType} part cannot be re-encoded`);
 
@@ -145,13 +174,16 @@ function convertEntity(entity: Buffer, depth: number, topLevel: boolean, default
   if (cte !== '7bit' && cte !== '8bit' && cte !== 'binary') throw new Refused(`8-bit bytes in a body labelled ${cte}`);
 
   const text = mediaType.startsWith('text/');
-  const encoded = text ? encodeQuotedPrintable(body) : encodeBase64(body, topLevel);
   const kept = fields.filter((f) => f.name !== 'content-transfer-encoding');
   let header = kept.map((f) => f.raw).join('');
   if (header.length > 0 && !header.endsWith('\n')) header += '\r\n';
   if (topLevel && !fields.some((f) => f.name === 'mime-version')) header += 'MIME-Version: 1.0\r\n';
   header += `Content-Transfer-Encoding: ${text ? 'quoted-printable' : 'base64'}\r\n`;
-  return Buffer.concat([Buffer.from(header, 'latin1'), CRLF, encoded]);
+  out.push(Buffer.from(header + '\r\n', 'latin1'));
+  const w = new ChunkWriter(out, text ? qpBound(body.length) : base64Bound(body.length));
+  if (text) writeQuotedPrintable(body, w);
+  else writeBase64(body, topLevel, w);
+  w.finish();
 }
 
 /** Start, end of content and start of the next line, for every line of buf. */
@@ -176,7 +208,7 @@ function trailingBreak(region: Buffer): number {
   return 0;
 }
 
-function convertMultipartBody(body: Buffer, boundary: string, depth: number, childDefault: string): Buffer {
+function convertMultipartBody(body: Buffer, boundary: string, depth: number, childDefault: string, out: Buffer[]): void {
   const open = `--${boundary}`;
   const close = `--${boundary}--`;
   // Delimiter lines: [line start, next line start, closing?]
@@ -195,7 +227,7 @@ function convertMultipartBody(body: Buffer, boundary: string, depth: number, chi
   if (!first || first.closing) throw new Refused('8-bit multipart whose boundary never occurs');
   if (has8bit(body, 0, first.start)) throw new Refused('8-bit bytes in a multipart preamble');
 
-  const out: Buffer[] = [body.subarray(0, first.next)];
+  out.push(body.subarray(0, first.next));
   for (let i = 0; i < delims.length; i++) {
     const d = delims[i]!;
     if (d.closing) break;
@@ -204,7 +236,8 @@ function convertMultipartBody(body: Buffer, boundary: string, depth: number, chi
     // The line break before the next delimiter belongs to the delimiter, not to the part.
     const brk = nextDelim ? trailingBreak(region) : 0;
     const part = region.subarray(0, region.length - brk);
-    out.push(convertEntity(part, depth, false, childDefault), region.subarray(region.length - brk));
+    convertEntity(part, depth, false, childDefault, out);
+    out.push(region.subarray(region.length - brk));
     if (nextDelim) out.push(body.subarray(nextDelim.start, nextDelim.next));
   }
   const last = delims[delims.length - 1]!;
@@ -212,10 +245,75 @@ function convertMultipartBody(body: Buffer, boundary: string, depth: number, chi
     if (has8bit(body, last.next)) throw new Refused('8-bit bytes in a multipart epilogue');
     out.push(body.subarray(last.next));
   }
-  return Buffer.concat(out);
 }
 
-const HEX = '0123456789ABCDEF';
+/** Output chunk size of the encoders. */
+const CHUNK = 64 * 1024;
+
+/**
+ * Appends bytes to a list of chunks of at most `CHUNK` bytes (fewer when the caller knows the
+ * output is small), so that encoding a large part never builds one string or buffer of it all.
+ */
+class ChunkWriter {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(
+    private readonly out: Buffer[],
+    sizeHint: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(16, Math.min(CHUNK, sizeHint)));
+  }
+
+  /** Room for n more bytes (n ≤ 16) in the current chunk. */
+  room(n: number): void {
+    if (this.pos + n > this.buf.length) {
+      this.out.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(CHUNK);
+      this.pos = 0;
+    }
+  }
+
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** Latin-1 text; long text is written across chunks. */
+  text(s: string): void {
+    let i = 0;
+    while (i < s.length) {
+      if (this.pos === this.buf.length) this.room(1);
+      const n = this.buf.write(s.slice(i, i + (this.buf.length - this.pos)), this.pos, 'latin1');
+      this.pos += n;
+      i += n;
+    }
+  }
+
+  finish(): void {
+    if (this.pos === 0) return;
+    // A mostly empty chunk is copied rather than kept whole.
+    this.out.push(this.pos * 2 < this.buf.length ? Buffer.from(this.buf.subarray(0, this.pos)) : this.buf.subarray(0, this.pos));
+    this.pos = 0;
+  }
+}
+
+/** Upper bound of the quoted-printable size of n bytes: 3 per byte plus a soft break per 73 characters. */
+function qpBound(n: number): number {
+  return 3 * n + 3 * Math.ceil((3 * n) / 73) + 3;
+}
+
+function base64Bound(n: number): number {
+  const chars = 4 * Math.ceil(n / 3);
+  return chars + 2 * Math.ceil(chars / BASE64_LINE) + 2;
+}
+
+const HEX = Buffer.from('0123456789ABCDEF', 'latin1');
+const EQ = 0x3d;
+
+/** Bytes that quoted-printable may leave as they are (space and tab only when not ending a line). */
+const QP_LITERAL = new Uint8Array(256);
+for (let b = 0x21; b <= 0x7e; b++) QP_LITERAL[b] = b === EQ ? 0 : 1;
 
 /**
  * Quoted-printable (RFC 2045 §6.7) for text: every line break (CRLF, or a bare LF) is a hard
@@ -223,33 +321,69 @@ const HEX = '0123456789ABCDEF';
  * would end a line; soft breaks keep every line at most 76 characters.
  */
 export function encodeQuotedPrintable(body: Buffer): Buffer {
-  const out: string[] = [];
+  const out: Buffer[] = [];
+  const w = new ChunkWriter(out, qpBound(body.length));
+  writeQuotedPrintable(body, w);
+  w.finish();
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+function writeQuotedPrintable(body: Buffer, w: ChunkWriter): void {
   for (const l of lines(body)) {
-    let line = '';
+    let lineLength = 0;
     const end = l.contentEnd;
     for (let i = l.start; i < end; i++) {
       const b = body[i]!;
       const last = i === end - 1;
-      const literal = (b >= 0x21 && b <= 0x7e && b !== 0x3d) || ((b === 0x20 || b === 0x09) && !last);
-      const token = literal ? String.fromCharCode(b) : `=${HEX[b >> 4]}${HEX[b & 15]}`;
+      const literal = QP_LITERAL[b] === 1 || ((b === 0x20 || b === 0x09) && !last);
+      const size = literal ? 1 : 3;
       // Keep room for the soft break "=" unless this token ends the line.
       const limit = last ? QP_LINE : QP_LINE - 1;
-      if (line.length + token.length > limit) {
-        out.push(line, '=\r\n');
-        line = '';
+      if (lineLength + size > limit) {
+        w.room(3);
+        w.byte(EQ);
+        w.byte(CR);
+        w.byte(LF);
+        lineLength = 0;
       }
-      line += token;
+      w.room(size);
+      if (literal) w.byte(b);
+      else {
+        w.byte(EQ);
+        w.byte(HEX[b >> 4]!);
+        w.byte(HEX[b & 15]!);
+      }
+      lineLength += size;
     }
-    out.push(line);
-    if (l.next > l.contentEnd) out.push('\r\n');
+    if (l.next > l.contentEnd) {
+      w.room(2);
+      w.byte(CR);
+      w.byte(LF);
+    }
   }
-  return Buffer.from(out.join(''), 'latin1');
 }
 
 /** Base64 in lines of 76 characters joined by CRLF; a final CRLF when asked. */
 export function encodeBase64(body: Buffer, finalBreak: boolean): Buffer {
-  const b64 = body.toString('base64');
-  const parts: string[] = [];
-  for (let i = 0; i < b64.length; i += BASE64_LINE) parts.push(b64.slice(i, i + BASE64_LINE));
-  return Buffer.from(parts.join('\r\n') + (finalBreak && parts.length > 0 ? '\r\n' : ''), 'latin1');
+  const out: Buffer[] = [];
+  const w = new ChunkWriter(out, base64Bound(body.length));
+  writeBase64(body, finalBreak, w);
+  w.finish();
+  return out.length === 1 ? out[0]! : out.length === 0 ? Buffer.alloc(0) : Buffer.concat(out);
+}
+
+/** Input bytes per base64 line (57 bytes → 76 characters). */
+const BASE64_LINE_BYTES = (BASE64_LINE / 4) * 3;
+/** Input bytes encoded at a time: a whole number of lines. */
+const BASE64_SLAB = BASE64_LINE_BYTES * 1024;
+
+function writeBase64(body: Buffer, finalBreak: boolean, w: ChunkWriter): void {
+  for (let i = 0; i < body.length; i += BASE64_SLAB) {
+    const b64 = body.toString('base64', i, Math.min(body.length, i + BASE64_SLAB));
+    for (let k = 0; k < b64.length; k += BASE64_LINE) {
+      if (i > 0 || k > 0) w.text('\r\n');
+      w.text(b64.slice(k, k + BASE64_LINE));
+    }
+  }
+  if (finalBreak && body.length > 0) w.text('\r\n');
 }

@@ -1,6 +1,6 @@
 /**
  * Reading a spooled message for sending: the header block passes through the header firewall,
- * the body is left untouched. Two ways:
+ * the body is left untouched. Two ways (a third for the rare 7-bit conversion, see the end):
  * - small messages (the common case) are read whole and turned into the exact bytes of the DATA
  *   phase here (`prepareData`): header firewall, every bare CR or LF made CRLF, dot-stuffed exactly
  *   once, "<CRLF>.<CRLF>" appended, so the session can write them in one go;
@@ -10,10 +10,14 @@
  * "<LF>.<LF>" can reach the next hop either way.
  *
  * Also: a scan for 8-bit bytes, so a message labelled 8BITMIME/SMTPUTF8 that is in fact 7-bit
- * clean can still go to a hop that lacks those extensions.
+ * clean can still go to a hop that lacks those extensions; and, for a message that has to be
+ * converted to 7 bit whatever its size, a bounded read of the whole file (`readMessageUpTo`) and a
+ * stream over the converted chunks (`chunkStream`), which, like `openMessage`, leaves line ends and
+ * dot-stuffing to nodemailer.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
+import { open } from 'node:fs/promises';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { applyHeaderFirewall, type HeaderFirewallPolicy } from '../header-firewall.js';
 
 /** Headers longer than this pass unfiltered (the receive side limits headers far below it). */
@@ -184,6 +188,27 @@ export async function fileHas8bit(path: string): Promise<boolean> {
     for (let i = 0; i < buf.length; i++) if (buf[i]! >= 0x80) return true;
   }
   return false;
+}
+
+/**
+ * The whole file when it is at most maxBytes long, undefined when it is longer (nothing beyond
+ * the size check is read then). Rejects when the file cannot be read.
+ */
+export async function readMessageUpTo(path: string, maxBytes: number): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    if ((await fh.stat()).size > maxBytes) return undefined;
+    const buf = await fh.readFile();
+    // The spool file does not grow while queued; this only guards the bound.
+    return buf.length > maxBytes ? undefined : buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A byte stream over chunks held in memory (the message as `Transaction.message`). */
+export function chunkStream(chunks: readonly Buffer[]): Readable {
+  return Readable.from(chunks, { objectMode: false });
 }
 
 /** RFC 3461 xtext: "+" followed by two hex digits for "+", "=" and bytes outside "!".."~". */
