@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
-import { createSmtpDeliveryAgent, INLINE_MAX_BYTES } from '../../../src/delivery/smtp/agent.js';
+import { createSmtpDeliveryAgent } from '../../../src/delivery/smtp/agent.js';
 import type { DeliveryAgent, DeliveryBatch } from '../../../src/model/outcome.js';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
 import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, tempSpool, type TempSpool } from './setup.js';
@@ -185,18 +185,6 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
     const wire = Buffer.concat(s7.wire.at(-1)!);
     assert.ok(wire.every((b) => b < 0x80), 'no byte >= 0x80 on the wire');
     assert.equal((await simpleParser(s7.messages[0]!.data)).text, 'K\u00f6ln\n');
-  });
-
-  test('8-bit message over the in-memory limit to a hop without 8BITMIME: still 554 5.6.3, nothing sent', async () => {
-    const big = Buffer.concat([Buffer.from('Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'), Buffer.from(`${'\u00e9'.repeat(70)}\r\n`.repeat(2000), 'utf8')]);
-    assert.ok(big.length > INLINE_MAX_BYTES);
-    const s7 = await sink({ eightBitMime: false });
-    const a7 = agent(s7);
-    const r = await a7.deliver(await batch(big, undefined, { body: '8BITMIME' }), signal());
-    await a7.close?.();
-    const o = r.outcomes.get('ann@fabrikam.test');
-    assert.equal(o?.kind === 'failed' && `${o.reply.code} ${o.reply.enhanced}`, '554 5.6.3');
-    assert.equal(s7.messages.length, 0);
   });
 
   test('SMTPUTF8 message: declared when offered; 550 5.6.7 when not', async () => {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
-import { downgrade8bit, encodeBase64, encodeQuotedPrintable } from '../../../src/delivery/smtp/downgrade.js';
+import { downgrade8bit, downgrade8bitChunks, encodeBase64, encodeQuotedPrintable } from '../../../src/delivery/smtp/downgrade.js';
 
 /** Independent oracle: RFC 2045 quoted-printable decoding (soft breaks removed, =XX to bytes). */
 function decodeQp(text: string): Buffer {
@@ -151,5 +151,100 @@ describe('encoders', () => {
     assert.equal(lines.at(-1), '');
     assert.ok(lines.slice(0, -2).every((l) => l.length === 76));
     assert.deepEqual(Buffer.from(out, 'base64'), Buffer.alloc(200, 0xff));
+  });
+});
+
+/** Deterministic bytes covering every value (NUL, CR, LF, ≥ 0x80 included). */
+function binary(n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  let x = 0x12345678;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+/** ~190 KB of UTF-8 text: accents, lines starting with a dot, a 3000-byte line, "=" signs. */
+function bigText(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    if (i % 50 === 0) lines.push('.' + (i % 100 === 0 ? '' : 'dot line'));
+    else if (i === 1234) lines.push('\u00e9'.repeat(1500));
+    else lines.push(`${i} Gr\u00fc\u00dfe aus K\u00f6ln = caf\u00e9 \u2014 na\u00efve ${'x'.repeat(i % 40)} `);
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
+describe('downgrade8bit: messages of any size', () => {
+  const text = bigText();
+  const attachment = binary(420_000);
+  const message = Buffer.concat([
+    utf8('Received: from a.contoso.test by mail.contoso.test; Mon, 23 Nov 2026 21:00:00 +0000\r\nFrom: a@contoso.test\r\nSubject: big\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="=_big"\r\n\r\n'),
+    utf8(`--=_big\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n`),
+    utf8('--=_big\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=blob.bin\r\nContent-Transfer-Encoding: binary\r\n\r\n'),
+    attachment,
+    utf8('\r\n--=_big--\r\n'),
+  ]);
+
+  test('a 600 KB multipart with an 8-bit text part and a binary attachment: 7-bit, short lines, same content', async () => {
+    assert.ok(message.length > 600_000);
+    const out = ok(message);
+    assert.ok(no8bit(out), 'no byte ≥ 0x80 left');
+    const s = out.toString('latin1');
+    assert.ok(s.startsWith('Received: from a.contoso.test by mail.contoso.test;'), 'header block unchanged, Received first');
+    assert.ok(s.split('\r\n').every((l) => l.length <= 998), 'no line over 998');
+    assert.doesNotMatch(s.replace(/\r\n/g, ''), /[\r\n]/, 'only CRLF line ends');
+    const qp = s.slice(s.indexOf('quoted-printable\r\n\r\n') + 20, s.indexOf('\r\n--=_big\r\n', s.indexOf('quoted-printable')));
+    assert.ok(qp.split('\r\n').every((l) => l.length <= 76), 'quoted-printable lines ≤ 76');
+    assert.deepEqual(decodeQp(qp), utf8(text), 'the text part decodes to exactly its original bytes');
+    const parsed = await simpleParser(out);
+    assert.equal(parsed.text, text.replace(/\r\n/g, '\n'));
+    assert.equal(parsed.attachments.length, 1);
+    assert.ok(parsed.attachments[0]!.content.equals(attachment), 'attachment bytes identical');
+  });
+
+  test('the chunked form joins to the same bytes and reuses the input for what does not change', () => {
+    const r = downgrade8bitChunks(message);
+    assert.ok(r.ok);
+    const joined = Buffer.concat(r.chunks);
+    assert.equal(joined.length, r.length);
+    assert.deepEqual(joined, ok(message));
+    // The top-level header block is a slice of the input, not a copy.
+    assert.equal(r.chunks[0]!.buffer, message.buffer);
+    assert.ok(r.chunks.length > 10, 'large parts are encoded in several chunks');
+  });
+
+  test('large single-part 8-bit text without MIME-Version: Received still first, MIME-Version and CTE added last', async () => {
+    const body = text.repeat(2);
+    const input = utf8(`Received: from x by y; Mon, 23 Nov 2026 21:00:00 +0000\r\nSubject: single\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${body}`);
+    const out = ok(input);
+    const s = out.toString('latin1');
+    assert.equal(s.slice(0, s.indexOf('\r\n\r\n') + 2), 'Received: from x by y; Mon, 23 Nov 2026 21:00:00 +0000\r\nSubject: single\r\nContent-Type: text/plain; charset=utf-8\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n');
+    assert.ok(no8bit(out));
+    assert.deepEqual(decodeQp(s.slice(s.indexOf('\r\n\r\n') + 4)), utf8(body));
+  });
+
+  test('large messages are refused for the same reasons: 8-bit header, 8-bit message/rfc822 part', () => {
+    const header = downgrade8bit(Buffer.concat([utf8('Subject: caf\u00e9\r\n\r\n'), attachment]));
+    assert.equal(header.ok, false);
+    assert.match(header.ok ? '' : header.reason, /header/);
+    const rfc822 = downgrade8bit(Buffer.concat([utf8('Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n'), attachment, utf8('\r\n--b--\r\n')]));
+    assert.equal(rfc822.ok, false);
+    assert.match(rfc822.ok ? '' : rfc822.reason, /message\/rfc822/);
+  });
+
+  test('encoders across chunk boundaries: quoted-printable and base64 of 1 MB decode to the input', () => {
+    const input = binary(1_000_000);
+    const qp = encodeQuotedPrintable(input).toString('latin1');
+    assert.ok(qp.split('\r\n').every((l) => l.length <= 76));
+    // Bare CR and LF in the input become hard CRLF breaks, so compare with the same normalisation.
+    const normalised = Buffer.from(input.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    assert.deepEqual(decodeQp(qp), normalised);
+    const b64 = encodeBase64(input, false).toString('latin1');
+    const lines = b64.split('\r\n');
+    assert.ok(lines.slice(0, -1).every((l) => l.length === 76));
+    assert.ok(lines.at(-1)!.length > 0 && lines.at(-1)!.length <= 76);
+    assert.deepEqual(Buffer.from(b64, 'base64'), input);
   });
 });

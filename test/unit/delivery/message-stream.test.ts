@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
-import { applyFirewallToBuffer, asXtext, encodeDataBody, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
+import { applyFirewallToBuffer, asXtext, chunkStream, encodeDataBody, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
 
 async function through(chunks: readonly string[], own = false): Promise<string> {
   const out: Buffer[] = [];
@@ -119,5 +119,22 @@ describe('prepareData / applyFirewallToBuffer', () => {
   test('has8bit', () => {
     assert.equal(has8bit(Buffer.from('plain\r\n')), false);
     assert.equal(has8bit(Buffer.from('caf\xe9', 'latin1')), true);
+  });
+});
+
+describe('chunkStream (a converted message sent through nodemailer)', () => {
+  test('chunks split anywhere (before a dot, inside CRLF) give the DATA bytes of the whole: dot-stuffed once', async () => {
+    const whole = Buffer.from('Subject: a\r\n\r\n.first\r\nx\r\n..two\r\n.\r\nend\r\n', 'latin1');
+    for (const cut of [1, 2, 3, 5, 16, 17, 18, 19]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < whole.length; i += cut) chunks.push(whole.subarray(i, i + cut));
+      const ds = new DataStream();
+      const out: Buffer[] = [];
+      ds.on('data', (c: Buffer) => out.push(c));
+      const ended = new Promise((resolve) => ds.on('end', resolve));
+      chunkStream(chunks).pipe(ds);
+      await ended;
+      assert.equal(Buffer.concat(out).toString('latin1'), encodeDataBody(whole).toString('latin1'), `chunks of ${cut}`);
+    }
   });
 });
