@@ -133,11 +133,26 @@ export class MessageTrackingLog implements TrackingSink {
     if (!lines.length) return;
     try {
       const now = (this.opts.now ?? (() => new Date()))();
+      // One write per run of lines that go to the same file (a file rolls at maxFileSize).
+      const hour = trackingFileName(now, 1).slice(6, 16);
+      let run = '';
+      let runBytes = 0;
+      const writeRun = () => {
+        if (!run) return;
+        const f = this.file!;
+        f.size += writeSync(f.fd, run);
+        run = '';
+        runBytes = 0;
+      };
       for (const line of lines) {
         const bytes = Buffer.byteLength(line);
-        const f = this.fileFor(now, bytes);
-        f.size += writeSync(f.fd, line);
+        const f = this.file;
+        if (run && !(f && f.hour === hour && f.size + runBytes + bytes <= this.opts.maxFileSize)) writeRun();
+        if (!run) this.fileFor(now, bytes);
+        run += line;
+        runBytes += bytes;
       }
+      writeRun();
     } catch (err) {
       if (!this.errorLogged) this.opts.logger.error({ err, dir: this.opts.dir }, 'cannot write the message tracking log');
       this.errorLogged = true;

@@ -3,17 +3,23 @@
  * processed and "E <id>" after. The lines are written (not fsync'd) before processing: a crash of
  * the daemon leaves them in the kernel's page cache, which is the failure this guards against.
  * At start-up every id with an unmatched "S" was being processed when the daemon died.
+ * "E" lines are held for up to END_FLUSH_MS and go out with the next "S" line (one write instead
+ * of two per delivery); a crash inside that window counts a message that had already finished,
+ * which only matters for a message that is still queued and crashes again later.
  */
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROTATE_BYTES = 4 * 1024 * 1024;
+const END_FLUSH_MS = 100;
 
 export class InflightJournal {
   private fd: number | undefined;
   private seq = 0;
   private bytes = 0;
   private readonly open = new Set<string>();
+  private ends = '';
+  private endTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly dir: string) {}
 
@@ -48,6 +54,7 @@ export class InflightJournal {
       this.seq++;
       this.fd = openSync(join(this.dir, `inflight.${this.seq}.log`), 'a', 0o640);
       this.bytes = 0;
+      this.ends = ''; // the new file only holds the ids still open
       for (const id of this.open) this.write(`S ${id}\n`);
       if (old !== undefined) {
         closeSync(old);
@@ -64,17 +71,34 @@ export class InflightJournal {
   start(id: string): void {
     this.ensure();
     this.open.add(id);
-    this.write(`S ${id}\n`);
+    const ends = this.ends;
+    this.ends = '';
+    this.write(`${ends}S ${id}\n`);
   }
 
   end(id: string): void {
     if (!this.open.delete(id)) return;
+    this.ends += `E ${id}\n`;
+    if (!this.endTimer) {
+      this.endTimer = setTimeout(() => this.flushEnds(), END_FLUSH_MS);
+      this.endTimer.unref();
+    }
+  }
+
+  private flushEnds(): void {
+    this.endTimer = undefined;
+    if (!this.ends || this.fd === undefined) return;
     this.ensure();
-    this.write(`E ${id}\n`);
+    const ends = this.ends;
+    this.ends = '';
+    if (ends) this.write(ends);
   }
 
   /** Clean shutdown: nothing is in flight any more. */
   close(): void {
+    if (this.endTimer) clearTimeout(this.endTimer);
+    this.endTimer = undefined;
+    this.ends = '';
     if (this.fd !== undefined) {
       closeSync(this.fd);
       this.fd = undefined;

@@ -52,3 +52,33 @@ test('queue events land in MSGTRK files in Exchange layout and tracking search f
     await cleanup();
   }
 });
+
+test('a tracking log file rolls at maxFileSize and no line is lost or split across files', async () => {
+  const { dir, cleanup } = await tempDir();
+  const trackDir = join(dir, 'MessageTracking');
+  const when = new Date(Date.UTC(2026, 0, 5, 9, 30));
+  const log = new MessageTrackingLog({ dir: trackDir, enabled: true, maxFileSize: 2048, maxAgeMs: 30 * 86_400_000, maxDirectorySize: 1e9, logger, now: () => when });
+  try {
+    for (let i = 0; i < 40; i++) {
+      log.emit({ timestamp: when, eventId: 'RECEIVE', source: 'SMTP', messageId: `M${String(i).padStart(4, '0')}`, sender: 'ann@fabrikam.example', recipients: [`r${i}@tailspin.example`], subject: `roll ${i}` });
+    }
+    log.flush();
+    const files = (await readdir(trackDir)).sort();
+    assert.ok(files.length > 2, `expected several files, got ${files.join(', ')}`);
+    const seen: string[] = [];
+    for (const f of files) {
+      const raw = await readFile(join(trackDir, f));
+      assert.ok(raw.length <= 2048, `${f} is ${raw.length} bytes, over maxFileSize`);
+      const text = raw.toString('utf8');
+      assert.ok(text.startsWith('\ufeff#Software'), `${f} starts with its own header`);
+      for (const line of text.split('\r\n')) {
+        const m = /,RECEIVE,.*"?roll (\d+)"?/.exec(line);
+        if (m) seen.push(m[1]!);
+      }
+    }
+    assert.deepEqual(seen, Array.from({ length: 40 }, (_, i) => String(i)));
+  } finally {
+    log.close();
+    await cleanup();
+  }
+});
