@@ -15,11 +15,14 @@
  * - EHLO: the extension list is built from the connector's settings and the TLS/AUTH state.
  * - AUTH: offered only where the connector allows it (538 before TLS when TLS is required).
  * Nothing pipelined after STARTTLS is executed: smtp-server retires the plaintext parser.
+ * - DATA: chunks without a line starting with a dot skip the library's byte-by-byte scan
+ *   (feedDataFast); every other chunk goes through the library unchanged.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { ReceiveConnector } from '../config/defaults.js';
 import type { SmtpReply } from '../model/reply.js';
 import { REPLIES } from '../policy/replies.js';
@@ -67,6 +70,43 @@ const REWRITES: ReadonlyArray<{ code: number; text: RegExp | string; reply: Smtp
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 const BARE_LF_MARK = 0x01; // replaces a bare LF in command input, see _createParser
+
+type Parser = ReturnType<SMTPConnection['_createParser']>;
+const LF_DOT = Buffer.from('\n.');
+/** How many trailing bytes smtp-server's data parser holds back to find a terminator split across reads. */
+const HELD_BACK = 4;
+
+/**
+ * DATA fast path. smtp-server's _feedDataStream looks at every byte for a line that starts with a
+ * dot (an escape or the terminator). When a chunk holds no "LF ." at all, neither can happen in
+ * it, and what the library would do is fixed: hold back its last bytes for the next chunk and
+ * pass the rest on. That case is done here with one Buffer.indexOf; any chunk that contains
+ * "LF ." (and the start of the data) goes to the library's own code unchanged.
+ */
+function feedDataFast(this: Parser, chunk: Buffer, done: (err?: Error | null) => void): void {
+  let data = chunk;
+  if (this._lastBytes && this._lastBytes.length) {
+    data = Buffer.concat([this._lastBytes, chunk], this._lastBytes.length + chunk.length);
+    this._lastBytes = false;
+  }
+  if (this._atDataStart || data.length <= HELD_BACK || data.indexOf(LF_DOT) !== -1) {
+    SMTPStream.prototype._feedDataStream.call(this, data, done);
+    return;
+  }
+  const stream = this._dataStream;
+  const emit = data.subarray(0, data.length - HELD_BACK);
+  this._lastBytes = data.subarray(data.length - HELD_BACK);
+  this._countDataBytes(emit.length);
+  if (!stream || !stream.writable) return done();
+  if (stream.write(emit) || stream.destroyed) return done();
+  const resume = () => {
+    stream.removeListener('drain', resume);
+    stream.removeListener('close', resume);
+    done();
+  };
+  stream.once('drain', resume);
+  stream.once('close', resume);
+}
 
 export class MailyardSmtpServer extends SMTPServer {
   constructor(
@@ -260,6 +300,7 @@ export class MailyardConnection extends SMTPConnection {
       if (chunk && chunk.length) lastWasCR = chunk[chunk.length - 1] === 0x0d;
       write(chunk, encoding, next);
     };
+    parser._feedDataStream = feedDataFast;
     return parser;
   }
 

@@ -1,0 +1,88 @@
+/**
+ * Message data split into arbitrary TCP reads: lines that start with a dot, escape dots and the
+ * terminator falling across read boundaries must come out exactly unstuffed, whichever path the
+ * receive side takes for a chunk (the fast scan for chunks without "LF ." or the library's own).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LineClient } from '../../helpers/smtp-client.js';
+import { startHarness, type Harness } from './harness.js';
+
+/** A small deterministic generator so a failure can be reproduced. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x100000000;
+  };
+}
+
+function bodyLines(rand: () => number, count: number): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = rand();
+    if (r < 0.1) lines.push('.');
+    else if (r < 0.2) lines.push(`..double ${i}`);
+    else if (r < 0.3) lines.push(`.single ${i}`);
+    else if (r < 0.35) lines.push('');
+    else lines.push(`line ${i} ${'x'.repeat(Math.floor(rand() * 900))}`);
+  }
+  return lines;
+}
+
+/** What the client must send for these lines (RFC 5321 4.5.2: a leading dot is doubled). */
+function stuffed(lines: readonly string[]): string {
+  return lines.map((l) => (l.startsWith('.') ? `.${l}` : l)).join('\r\n') + '\r\n.\r\n';
+}
+
+describe('message data in arbitrary pieces', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ connectors: [{ name: 'Internet', usage: 'Internet', maxMessageSize: '10MB' }] });
+  });
+  after(async () => h.close());
+
+  for (const seed of [1, 7, 42]) {
+    test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed})`, async () => {
+      const rand = rng(seed);
+      const header = `From: <ann@fabrikam.com>\r\nTo: <bob@contoso.com>\r\nSubject: pieces ${seed}\r\n\r\n`;
+      const lines = bodyLines(rand, 400);
+      const wire = Buffer.from(header + stuffed(lines) + 'QUIT\r\n', 'latin1');
+      const c = await LineClient.connect(h.port());
+      c.socket.setNoDelay(true);
+      assert.equal((await c.read()).code, 220);
+      assert.equal((await c.cmd('EHLO client.fabrikam.com')).code, 250);
+      assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      const before = h.intake.stored.length;
+      // Pieces of 1 to ~3000 bytes; the last pieces cut the terminator and the pipelined QUIT.
+      const tail = wire.length - 12;
+      let off = 0;
+      let pieces = 0;
+      while (off < tail && pieces < 400) {
+        const n = Math.min(tail - off, 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 3000)));
+        c.write(wire.subarray(off, off + n));
+        off += n;
+        pieces++;
+        await sleep(1);
+      }
+      while (off < wire.length) {
+        c.write(wire.subarray(off, off + 1));
+        off += 1;
+        await sleep(1);
+      }
+      const done = await c.read();
+      assert.equal(done.code, 250, done.raw);
+      assert.equal((await c.read()).code, 221, 'the QUIT pipelined after the terminator is answered');
+      assert.equal(h.intake.stored.length, before + 1);
+      const content = h.intake.stored.at(-1)!.content;
+      const body = content.slice(content.indexOf('\r\n\r\n') + 4);
+      assert.equal(body, lines.join('\r\n') + '\r\n');
+      c.close();
+    });
+  }
+});
