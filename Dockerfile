@@ -19,6 +19,8 @@ RUN npm run build
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# Same V8 setting as config/mailyard.service (docs/performance.md).
+ENV NODE_OPTIONS=--max-semi-space-size=4
 RUN groupadd --system mailyard \
  && useradd --system --gid mailyard --home-dir /var/lib/mailyard --shell /usr/sbin/nologin mailyard \
  && mkdir -p /var/lib/mailyard /var/log/mailyard /etc/mailyard \
