@@ -25,7 +25,7 @@ import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { createResolverFromConfig, type Resolver } from '../platform/dns.js';
 import { createSmtpDeliveryAgent } from '../delivery/smtp/agent.js';
-import type { SelfEndpoint } from '../delivery/smtp/self-loop.js';
+import type { SelfEndpoint } from '../policy/self-loop.js';
 import { createMailboxAgent, recipientExists } from '../delivery/mailbox.js';
 import { createDropDirectoryAgent } from '../delivery/drop-directory.js';
 import { createDeliveryAgentConnectorAgent } from '../delivery/http.js';

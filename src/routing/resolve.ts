@@ -19,6 +19,8 @@ import { parseAddress } from '../model/address.js';
 import { smtpMatchSpecificity, type AddressSpace } from '../model/address-space.js';
 import type { Candidate, ConnectorKind, DeliveryType, NextHopKey, RoutingDecision } from '../model/routing.js';
 import type { Config } from '../config/defaults.js';
+import { parseIp } from '../model/ip-range.js';
+import { configuredEndpoints, isSelfHost, selfIdentity } from '../policy/self-loop.js';
 
 export interface ResolveOptions {
   /** Message size in bytes (the spooled size). */
@@ -143,17 +145,9 @@ function isOwnListener(config: Config, selfNames: ReadonlySet<string>, smartHost
   const host = smartHostName(smartHost);
   const portText = /:(\d+)$/.exec(smartHost.trim().replace(/^\[[^\]]*\]/, (m) => m.replace(/:/g, '')))?.[1];
   const port = portText ? Number(portText) : defaultPort;
-  const boundHere = config.receiveConnectors.some(
-    (rc) =>
-      rc.enabled &&
-      rc.bindings.some((b) => {
-        const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(b.trim());
-        if (!m || Number(m[2]) !== port) return false;
-        const addr = m[1]!.toLowerCase();
-        return addr === host || addr === '0.0.0.0' || addr === '::' || (selfNames.has(host) && (addr.startsWith('127.') || addr === '::1'));
-      }),
-  );
-  return boundHere && (selfNames.has(host) || config.receiveConnectors.some((rc) => rc.bindings.some((b) => b.includes(host))));
+  // Config only: no interface addresses (the Send side also checks what a name resolves to).
+  const self = selfIdentity({ names: selfNames, endpoints: configuredEndpoints(config), interfaceAddresses: [] });
+  return isSelfHost(self, { name: host, port, ips: parseIp(host) ? [host] : [] }, { nameNeedsListener: true });
 }
 
 function smartHostName(h: string): string {

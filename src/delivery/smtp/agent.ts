@@ -52,7 +52,7 @@ import { applyFirewallToBuffer, chunkStream, encodeDataBody, fileHas8bit, has8bi
 import { orderAddresses, orderMxHosts, planMx, type RandomSource } from './mx.js';
 import { SessionPool } from './pool.js';
 import { SmtpSession, type OpenFailure, type SessionOptions, type SessionTarget, type TransactionResult } from './session.js';
-import { configuredEndpoints, pruneSelfMx, pruneSelfSmartHosts, selfIdentity, selfNames, type SelfEndpoint, type SelfIdentity } from './self-loop.js';
+import { configuredEndpoints, pruneSelfMx, pruneSelfSmartHosts, selfIdentity, selfNames, type SelfEndpoint, type SelfIdentity } from '../../policy/self-loop.js';
 import { parseSmartHosts } from './smart-host.js';
 import { tlsPolicyFor, type TlsPolicy } from './tls-policy.js';
 

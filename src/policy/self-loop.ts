@@ -17,7 +17,7 @@
  * - smart hosts that are ours are dropped; none left → a loop;
  * - a host whose addresses are unknown (lookup failed) is not ours unless its name says so.
  */
-import { isBinding, parseBinding, parseIp, type IpAddress } from '../../model/ip-range.js';
+import { isBinding, parseBinding, parseIp, type IpAddress } from '../model/ip-range.js';
 
 /** One listening endpoint of this server; `address` may be a wildcard ("0.0.0.0", "::"). */
 export interface SelfEndpoint {

@@ -11,7 +11,7 @@ import {
   selfIdentity,
   selfNames,
   type SelfEndpoint,
-} from '../../../src/delivery/smtp/self-loop.js';
+} from '../../../src/policy/self-loop.js';
 
 const LAN = '192.0.2.10';
 const LAN6 = '2001:db8::10';
