@@ -20,7 +20,7 @@ RUN npm run build
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # Same V8 setting as config/mailyard.service (docs/performance.md).
-ENV NODE_OPTIONS=--max-semi-space-size=4
+ENV NODE_OPTIONS="--max-semi-space-size=4 --heap-growing-percent=100"
 RUN groupadd --system mailyard \
  && useradd --system --gid mailyard --home-dir /var/lib/mailyard --shell /usr/sbin/nologin mailyard \
  && mkdir -p /var/lib/mailyard /var/log/mailyard /etc/mailyard \

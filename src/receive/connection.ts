@@ -84,20 +84,25 @@ const HELD_BACK = 4;
  * "LF ." (and the start of the data) goes to the library's own code unchanged.
  */
 function feedDataFast(this: Parser, chunk: Buffer, done: (err?: Error | null) => void): void {
-  let data = chunk;
-  if (this._lastBytes && this._lastBytes.length) {
-    data = Buffer.concat([this._lastBytes, chunk], this._lastBytes.length + chunk.length);
+  const held = this._lastBytes && this._lastBytes.length ? this._lastBytes : undefined;
+  if (
+    this._atDataStart ||
+    chunk.length <= HELD_BACK ||
+    chunk.indexOf(LF_DOT) !== -1 ||
+    (held !== undefined && Buffer.concat([held, chunk.subarray(0, 1)]).indexOf(LF_DOT) !== -1)
+  ) {
     this._lastBytes = false;
-  }
-  if (this._atDataStart || data.length <= HELD_BACK || data.indexOf(LF_DOT) !== -1) {
-    SMTPStream.prototype._feedDataStream.call(this, data, done);
+    SMTPStream.prototype._feedDataStream.call(this, held ? Buffer.concat([held, chunk], held.length + chunk.length) : chunk, done);
     return;
   }
+  // No dot starts a line here: pass on the held-back bytes and the chunk without joining them
+  // (a copy per read), and hold back the chunk's last bytes as the library would.
   const stream = this._dataStream;
-  const emit = data.subarray(0, data.length - HELD_BACK);
-  this._lastBytes = data.subarray(data.length - HELD_BACK);
-  this._countDataBytes(emit.length);
+  const emit = chunk.subarray(0, chunk.length - HELD_BACK);
+  this._lastBytes = chunk.subarray(chunk.length - HELD_BACK);
+  this._countDataBytes((held?.length ?? 0) + emit.length);
   if (!stream || !stream.writable) return done();
+  if (held) stream.write(held);
   if (stream.write(emit) || stream.destroyed) return done();
   const resume = () => {
     stream.removeListener('drain', resume);

@@ -124,7 +124,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       }
       headerBuf.push(chunk);
       headerLen += chunk.length;
-      const all = Buffer.concat(headerBuf, headerLen);
+      const all = headerBuf.length === 1 ? headerBuf[0]! : Buffer.concat(headerBuf, headerLen);
       const end = findHeaderEnd(all);
       if (!end) {
         if (headerLen > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
@@ -139,7 +139,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     o.source.on('end', () => {
       if (!failure && !out) {
         // The message has no blank line: all of it is header.
-        const all = Buffer.concat(headerBuf, headerLen);
+        const all = headerBuf.length === 1 ? headerBuf[0]! : Buffer.concat(headerBuf, headerLen);
         if (all.length > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
         else startBody(all.length && all[all.length - 1] !== 0x0a ? Buffer.concat([all, Buffer.from('\r\n')]) : all, undefined, false);
       }

@@ -89,7 +89,7 @@ transportService:
 
 async function startMailyard(config: string): Promise<ChildProcess> {
   // The V8 setting of the shipped systemd unit and image (config/mailyard.service).
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', join(root, 'bin', 'mailyard.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--max-semi-space-size=4', '--heap-growing-percent=100', join(root, 'bin', 'mailyard.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForPort(mtaPort, 15000);
   return child;
 }

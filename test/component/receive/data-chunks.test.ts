@@ -45,6 +45,41 @@ describe('message data in arbitrary pieces', () => {
   });
   after(async () => h.close());
 
+  test('a read that ends just before a line-leading dot (or inside CRLF before it) is unstuffed', async () => {
+    const lines = ['first', '..two dots', '.', 'middle', '.one', '...three', 'last'];
+    const header = 'From: <ann@fabrikam.com>\r\nSubject: boundaries\r\n\r\n';
+    const wire = Buffer.from(header + stuffed(lines), 'latin1');
+    // Cut after every LF that precedes a dot, and between CR and LF before every dot.
+    const cuts = new Set<number>();
+    for (let i = 1; i < wire.length; i++) {
+      if (wire[i] === 0x2e && wire[i - 1] === 0x0a) {
+        cuts.add(i);
+        cuts.add(i - 1);
+      }
+    }
+    const c = await LineClient.connect(h.port());
+    c.socket.setNoDelay(true);
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO client.fabrikam.com')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    const before = h.intake.stored.length;
+    let from = 0;
+    for (const cut of [...cuts].sort((a, b) => a - b)) {
+      c.write(wire.subarray(from, cut));
+      from = cut;
+      await sleep(15);
+    }
+    c.write(wire.subarray(from));
+    const done = await c.read();
+    assert.equal(done.code, 250, done.raw);
+    const content = h.intake.stored.at(-1)!.content;
+    assert.equal(h.intake.stored.length, before + 1);
+    assert.equal(content.slice(content.indexOf('\r\n\r\n') + 4), lines.join('\r\n') + '\r\n');
+    c.close();
+  });
+
   for (const seed of [1, 7, 42]) {
     test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed})`, async () => {
       const rand = rng(seed);
