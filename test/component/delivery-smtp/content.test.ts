@@ -4,23 +4,11 @@ import { simpleParser } from 'mailparser';
 import { createSmtpDeliveryAgent } from '../../../src/delivery/smtp/agent.js';
 import type { DeliveryAgent, DeliveryBatch } from '../../../src/model/outcome.js';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
-import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, tempSpool, type TempSpool } from './setup.js';
+import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, useSpoolAndSinks, type TempSpool } from './setup.js';
 
 describe('what reaches the next hop: bytes, headers, extensions, replies, reuse, protocol log', () => {
-  let spool: TempSpool;
-  const sinks: SmtpSink[] = [];
-  before(async () => {
-    spool = await tempSpool();
-  });
-  after(async () => {
-    await Promise.all([...sinks.map((s) => s.close()), spool.cleanup()]);
-  });
-
-  async function sink(opts: SinkOptions = {}): Promise<SmtpSink> {
-    const s = await startSmtpSink(opts);
-    sinks.push(s);
-    return s;
-  }
+  const fx = useSpoolAndSinks();
+  const sink = fx.sink;
 
   function agent(s: SmtpSink, connector: Record<string, unknown> = {}, log = new MemoryProtocolLog(), extra: Record<string, unknown> = {}, timeouts?: { socket: number }): DeliveryAgent {
     const { config, connector: c } = makeConfig({ dnsRoutingEnabled: false, smartHosts: [`127.0.0.1:${s.port}`], ...connector }, extra);
@@ -28,7 +16,7 @@ describe('what reaches the next hop: bytes, headers, extensions, replies, reuse,
   }
 
   function batch(body: string | Buffer, recipients: Parameters<TempSpool['batch']>[0]['recipients'] = ['ann@fabrikam.test'], envelope = {}): Promise<DeliveryBatch> {
-    return spool.batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients, body, envelope });
+    return fx.spool().batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients, body, envelope });
   }
 
   test('dot-stuffing happens exactly once, line endings become CRLF, no bare LF reaches the peer', async () => {

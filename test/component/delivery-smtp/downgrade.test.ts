@@ -4,18 +4,9 @@ import { simpleParser } from 'mailparser';
 import { createSmtpDeliveryAgent, INLINE_MAX_BYTES } from '../../../src/delivery/smtp/agent.js';
 import type { DeliveryBatch, DeliveryResult } from '../../../src/model/outcome.js';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
-import { MemoryProtocolLog, makeConfig, signal, silent, tempSpool, type TempSpool } from './setup.js';
+import { MemoryProtocolLog, makeConfig, signal, silent, useSpoolAndSinks } from './setup.js';
+import { binary } from '../../helpers/bytes.js';
 
-/** Deterministic bytes covering every value (NUL, CR, LF, ≥ 0x80 included). */
-function binary(n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 /** UTF-8 text with accents, lines that start with a dot, a lone "." line and one very long line. */
 function text8bit(lines: number): string {
@@ -52,24 +43,11 @@ function dataSection(wire: Buffer): string {
 }
 
 describe('8BITMIME downgrade of messages of any size (hop without 8BITMIME)', () => {
-  let spool: TempSpool;
-  const sinks: SmtpSink[] = [];
+  const fx = useSpoolAndSinks();
+  const sink = fx.sink;
   const text = text8bit(9000);
   const attachment = binary(200_000);
   const message = bigMultipart(text, attachment);
-
-  before(async () => {
-    spool = await tempSpool();
-  });
-  after(async () => {
-    await Promise.all([...sinks.map((s) => s.close()), spool.cleanup()]);
-  });
-
-  async function sink(opts: SinkOptions = {}): Promise<SmtpSink> {
-    const s = await startSmtpSink(opts);
-    sinks.push(s);
-    return s;
-  }
 
   async function deliver(s: SmtpSink, body: Buffer, opts: { envelope?: Record<string, unknown>; downgradeMaxBytes?: number } = {}): Promise<DeliveryResult> {
     const { config, connector } = makeConfig({ dnsRoutingEnabled: false, smartHosts: [`127.0.0.1:${s.port}`] });
@@ -82,7 +60,7 @@ describe('8BITMIME downgrade of messages of any size (hop without 8BITMIME)', ()
       ...(opts.downgradeMaxBytes !== undefined ? { downgradeMaxBytes: opts.downgradeMaxBytes } : {}),
     });
     try {
-      const b: DeliveryBatch = await spool.batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients: ['ann@fabrikam.test'], body, envelope: { body: '8BITMIME', ...opts.envelope } });
+      const b: DeliveryBatch = await fx.spool().batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients: ['ann@fabrikam.test'], body, envelope: { body: '8BITMIME', ...opts.envelope } });
       return await agent.deliver(b, signal(20_000));
     } finally {
       await agent.close?.();

@@ -11,7 +11,7 @@ import { SMTPServer } from 'smtp-server';
 import { createSmtpDeliveryAgent, INLINE_MAX_BYTES } from '../../../src/delivery/smtp/agent.js';
 import type { DeliveryAgent, DeliveryBatch } from '../../../src/model/outcome.js';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
-import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, tempSpool, type TempSpool } from './setup.js';
+import { MemoryProtocolLog, SIMPLE, makeConfig, signal, silent, useSpoolAndSinks } from './setup.js';
 
 /** Received chunks of one connection as text (each chunk = one read on the server side). */
 function chunks(s: SmtpSink, connection: number): string[] {
@@ -76,20 +76,8 @@ function count(text: string, needle: string): number {
 }
 
 describe('transaction cost on a reused connection: pipelining, RSET, one write for the data', () => {
-  let spool: TempSpool;
-  const sinks: SmtpSink[] = [];
-  before(async () => {
-    spool = await tempSpool();
-  });
-  after(async () => {
-    await Promise.all([...sinks.map((s) => s.close()), spool.cleanup()]);
-  });
-
-  async function sink(opts: SinkOptions = {}): Promise<SmtpSink> {
-    const s = await startSmtpSink(opts);
-    sinks.push(s);
-    return s;
-  }
+  const fx = useSpoolAndSinks();
+  const sink = fx.sink;
 
   function agent(port: number, log = new MemoryProtocolLog()): DeliveryAgent {
     const { config, connector } = makeConfig({ dnsRoutingEnabled: false, smartHosts: [`127.0.0.1:${port}`], protocolLoggingLevel: 'Verbose' });
@@ -97,7 +85,7 @@ describe('transaction cost on a reused connection: pipelining, RSET, one write f
   }
 
   function batch(body: string | Buffer, recipients: readonly string[] = ['ann@fabrikam.test']): Promise<DeliveryBatch> {
-    return spool.batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients, body });
+    return fx.spool().batch({ deliveryType: 'SmartHostConnectorDelivery', nextHopDomain: 'smarthost', recipients, body });
   }
 
   test('PIPELINING offered: MAIL FROM, every RCPT TO and DATA arrive in one packet', async () => {

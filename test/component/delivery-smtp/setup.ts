@@ -2,6 +2,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import pino from 'pino';
 import { applyDefaults, type Config, type SendConnector } from '../../../src/config/defaults.js';
 import { configSchema } from '../../../src/config/schema.js';
@@ -10,6 +11,7 @@ import { newMessageId } from '../../../src/model/ids.js';
 import type { DeliveryBatch } from '../../../src/model/outcome.js';
 import type { ProtocolEvent, ProtocolLogService, ProtocolLogSink } from '../../../src/model/protocol.js';
 import type { DeliveryType } from '../../../src/model/routing.js';
+import { startSmtpSink, type SinkOptions, type SmtpSink } from '../../helpers/smtp-sink.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -74,4 +76,27 @@ export const SIMPLE = 'From: sender@contoso.test\r\nTo: rcpt@fabrikam.test\r\nSu
 
 export function signal(ms = 10_000): AbortSignal {
   return AbortSignal.timeout(ms);
+}
+
+/**
+ * For a describe block: a temp spool made before its tests and every sink the tests start, all
+ * closed after them.
+ */
+export function useSpoolAndSinks(): { spool: () => TempSpool; sink: (opts?: SinkOptions) => Promise<SmtpSink> } {
+  let spool: TempSpool | undefined;
+  const sinks: SmtpSink[] = [];
+  before(async () => {
+    spool = await tempSpool();
+  });
+  after(async () => {
+    await Promise.all([...sinks.map((s) => s.close()), spool?.cleanup()]);
+  });
+  return {
+    spool: () => spool!,
+    sink: async (opts: SinkOptions = {}) => {
+      const s = await startSmtpSink(opts);
+      sinks.push(s);
+      return s;
+    },
+  };
 }

@@ -38,6 +38,18 @@ function stuffed(lines: readonly string[]): string {
   return lines.map((l) => (l.startsWith('.') ? `.${l}` : l)).join('\r\n') + '\r\n.\r\n';
 }
 
+/** A session that has just been told 354, with Nagle off so each write leaves as its own segment. */
+async function openData(h: Harness): Promise<LineClient> {
+  const c = await LineClient.connect(h.port());
+  c.socket.setNoDelay(true);
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd('EHLO client.fabrikam.com')).code, 250);
+  assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
+  assert.equal((await c.cmd('DATA')).code, 354);
+  return c;
+}
+
 describe('message data in arbitrary pieces', () => {
   let h: Harness;
   before(async () => {
@@ -57,13 +69,7 @@ describe('message data in arbitrary pieces', () => {
         cuts.add(i - 1);
       }
     }
-    const c = await LineClient.connect(h.port());
-    c.socket.setNoDelay(true);
-    assert.equal((await c.read()).code, 220);
-    assert.equal((await c.cmd('EHLO client.fabrikam.com')).code, 250);
-    assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
-    assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
-    assert.equal((await c.cmd('DATA')).code, 354);
+    const c = await openData(h);
     const before = h.intake.stored.length;
     let from = 0;
     for (const cut of [...cuts].sort((a, b) => a - b)) {
@@ -86,13 +92,7 @@ describe('message data in arbitrary pieces', () => {
       const header = `From: <ann@fabrikam.com>\r\nTo: <bob@contoso.com>\r\nSubject: pieces ${seed}\r\n\r\n`;
       const lines = bodyLines(rand, 400);
       const wire = Buffer.from(header + stuffed(lines) + 'QUIT\r\n', 'latin1');
-      const c = await LineClient.connect(h.port());
-      c.socket.setNoDelay(true);
-      assert.equal((await c.read()).code, 220);
-      assert.equal((await c.cmd('EHLO client.fabrikam.com')).code, 250);
-      assert.equal((await c.cmd('MAIL FROM:<ann@fabrikam.com>')).code, 250);
-      assert.equal((await c.cmd('RCPT TO:<bob@contoso.com>')).code, 250);
-      assert.equal((await c.cmd('DATA')).code, 354);
+      const c = await openData(h);
       const before = h.intake.stored.length;
       // Pieces of 1 to ~3000 bytes; the last pieces cut the terminator and the pipelined QUIT.
       const tail = wire.length - 12;

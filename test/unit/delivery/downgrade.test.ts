@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
 import { downgrade8bit, downgrade8bitChunks, encodeBase64, encodeQuotedPrintable } from '../../../src/delivery/smtp/downgrade.js';
+import { binary } from '../../helpers/bytes.js';
 
 /** Independent oracle: RFC 2045 quoted-printable decoding (soft breaks removed, =XX to bytes). */
 function decodeQp(text: string): Buffer {
@@ -154,16 +155,6 @@ describe('encoders', () => {
   });
 });
 
-/** Deterministic bytes covering every value (NUL, CR, LF, ≥ 0x80 included). */
-function binary(n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = 0x12345678;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 /** ~190 KB of UTF-8 text: accents, lines starting with a dot, a 3000-byte line, "=" signs. */
 function bigText(): string {
