@@ -20,7 +20,7 @@ import { smtpMatchSpecificity, type AddressSpace } from '../model/address-space.
 import type { Candidate, ConnectorKind, DeliveryType, NextHopKey, RoutingDecision } from '../model/routing.js';
 import type { Config } from '../config/defaults.js';
 import { parseIp } from '../model/ip-range.js';
-import { configuredEndpoints, isSelfHost, selfIdentity } from '../policy/self-loop.js';
+import { configuredEndpoints, isSelfHost, selfIdentity, type SelfIdentity } from '../policy/self-loop.js';
 
 export interface ResolveOptions {
   /** Message size in bytes (the spooled size). */
@@ -141,12 +141,24 @@ function formatSmartHosts(hosts: readonly string[]): string {
  * ours (or loopback) and its port is one we listen on. A loopback smart host on another port (a
  * local filter, a sink) is a different program, not a loop.
  */
+// A config object never changes (a reload builds a new one), so its identity is worked out once.
+const identities = new WeakMap<Config, Map<string, SelfIdentity>>();
+
+/** "This server" from the config alone: no interface addresses (the Send side also checks what a name resolves to). */
+function configIdentity(config: Config, selfNames: ReadonlySet<string>): SelfIdentity {
+  let byNames = identities.get(config);
+  if (!byNames) identities.set(config, (byNames = new Map()));
+  const key = [...selfNames].join(' ');
+  let self = byNames.get(key);
+  if (!self) byNames.set(key, (self = selfIdentity({ names: selfNames, endpoints: configuredEndpoints(config), interfaceAddresses: [] })));
+  return self;
+}
+
 function isOwnListener(config: Config, selfNames: ReadonlySet<string>, smartHost: string, defaultPort: number): boolean {
   const host = smartHostName(smartHost);
   const portText = /:(\d+)$/.exec(smartHost.trim().replace(/^\[[^\]]*\]/, (m) => m.replace(/:/g, '')))?.[1];
   const port = portText ? Number(portText) : defaultPort;
-  // Config only: no interface addresses (the Send side also checks what a name resolves to).
-  const self = selfIdentity({ names: selfNames, endpoints: configuredEndpoints(config), interfaceAddresses: [] });
+  const self = configIdentity(config, selfNames);
   return isSelfHost(self, { name: host, port, ips: parseIp(host) ? [host] : [] }, { nameNeedsListener: true });
 }
 
