@@ -166,6 +166,7 @@ export class Spool {
     let headDone = false;
     let gathered: Buffer[] | undefined = [];
     let fh: FileHandle | undefined;
+    let created = false; // only a file this call created is removed on failure
     const captureHead = (out: Buffer) => {
       head.push(out);
       headLen += out.length;
@@ -189,6 +190,7 @@ export class Spool {
         if (size <= SYNC_WRITE_MAX) return;
         // Too large to gather: continue as a stream.
         fh = await open(path, 'wx', 0o640);
+        created = true;
         const pending = gathered;
         gathered = undefined;
         for (const b of pending) await writeAll(fh, b);
@@ -207,6 +209,7 @@ export class Spool {
       let file: ContentFile;
       if (gathered) {
         const fd = openSync(path, 'wx', 0o640);
+        created = true;
         try {
           writevAllSync(fd, gathered);
         } catch (err) {
@@ -223,7 +226,7 @@ export class Spool {
       return { info: { ...facts, size }, fh: file };
     } catch (err) {
       if (fh) await fh.close().catch(() => {});
-      await unlink(path).catch(() => {});
+      if (created) await unlink(path).catch(() => {});
       throw err;
     }
   }
