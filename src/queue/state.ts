@@ -111,6 +111,20 @@ function infoFor(r: RecipientState, action: DsnRecipientInfo['action'], reply: S
  * Applies one agent result for the recipients of one next hop. `batch` lists the addresses that
  * were handed to the agent; other recipients are untouched.
  */
+/**
+ * How the next hop's session was protected, for the tracking log's source-context of a delivery
+ * (SEND): "TLS=TLSv1.3;Cipher=...;CertificateValidated=true", or "TLS=none" for a plaintext
+ * session. Nothing when the agent had no network session (Maildir, drop directory).
+ */
+export function sessionTlsContext(session: DeliveryResult['session']): string | undefined {
+  if (!session) return undefined;
+  const tls = session.tls;
+  if (!tls) return 'TLS=none';
+  const validated = tls.authorized === undefined ? '' : `;CertificateValidated=${tls.authorized}`;
+  const subject = tls.peerCertificateSubject ? `;RemoteCertificate=${tls.peerCertificateSubject}` : '';
+  return `TLS=${tls.protocol};Cipher=${tls.cipher}${validated}${subject}`;
+}
+
 export function applyResult(record: MessageRecord, key: NextHopKey, batch: readonly string[], result: DeliveryResult, now: number, policy: RetryPolicy): Applied {
   const inBatch = new Set(batch);
   const failed: DsnRecipientInfo[] = [];
@@ -158,7 +172,8 @@ export function applyResult(record: MessageRecord, key: NextHopKey, batch: reado
   const d = deliveryTrackingEvent(key);
   const connectorId = key.connector ?? undefined;
   const host = result.session?.host;
-  if (delivered.length) track.push({ kind: 'track', event: { eventId: d.eventId, source: d.source, recipients: delivered.map((x) => x.a), recipientStatus: delivered.map((x) => x.s), ...(connectorId ? { connectorId } : {}), ...(host ? { serverHostname: host } : {}), ...(result.session?.ip ? { serverIp: result.session.ip } : {}) } });
+  const tlsContext = sessionTlsContext(result.session);
+  if (delivered.length) track.push({ kind: 'track', event: { eventId: d.eventId, source: d.source, recipients: delivered.map((x) => x.a), recipientStatus: delivered.map((x) => x.s), ...(connectorId ? { connectorId } : {}), ...(host ? { serverHostname: host } : {}), ...(result.session?.ip ? { serverIp: result.session.ip } : {}), ...(tlsContext ? { sourceContext: tlsContext } : {}) } });
   if (fails.length) track.push({ kind: 'track', event: { eventId: 'FAIL', source: key.deliveryType === 'SmtpDeliveryToMailbox' ? 'STOREDRIVER' : 'SMTP', recipients: fails.map((x) => x.a), recipientStatus: fails.map((x) => x.s), ...(connectorId ? { connectorId } : {}), ...(host ? { serverHostname: host } : {}) } });
   if (defers.length) track.push({ kind: 'track', event: { eventId: 'DEFER', source: 'QUEUE', recipients: defers.map((x) => x.a), recipientStatus: defers.map((x) => x.s), ...(connectorId ? { connectorId } : {}), ...(host ? { serverHostname: host } : {}) } });
   let next: MessageRecord = { ...record, recipients, poisonCount: 0 };

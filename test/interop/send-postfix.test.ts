@@ -21,6 +21,7 @@ import {
   type MaildirMessage,
   type PostfixPeer,
 } from '../helpers/peers.js';
+import { searchTracking } from '../../src/logging/tracking-search.js';
 import { startMailyard, type MailyardInstance } from './mailyard.js';
 
 // Most tests put Postfix on 127.0.0.2, a next hop on another address than the Mailyard under test
@@ -98,6 +99,9 @@ describe('interop: Mailyard → Postfix', () => {
     }
     // Postfix saw one connection from us carrying both recipients
     await postfixLogged(pf, /nrcpt=2/);
+    // this Postfix offers no STARTTLS: the SEND tracking event says the hop was plaintext
+    const send = await waitFor('a SEND tracking event', async () => (await searchTracking(join(my.dir, 'log', 'MessageTracking'), { eventId: 'SEND' }))[0], 10_000, 100);
+    assert.equal(send.SourceContext, 'TLS=none');
   });
 
   test('Mailyard authenticates to a Postfix smart host over STARTTLS (BasicAuthRequireTLS) with the credential file', async (t) => {
@@ -131,6 +135,9 @@ describe('interop: Mailyard → Postfix', () => {
     const [msg] = await arrived(() => pf.messages(), 'the authenticated delivery in the Postfix Maildir', async () => `${daemonLog(my)}\n${tail(await pf.log())}`);
     assert.match(msg!.raw, /Subject: authenticated relay/);
     await postfixLogged(pf, /TLS connection established from localhost/, /sasl_method=(PLAIN|LOGIN), sasl_username=mailyard-relay@interop\.test/);
+    // the tracking log's SEND event says how the hop was protected
+    const send = await waitFor('a SEND tracking event', async () => (await searchTracking(join(my.dir, 'log', 'MessageTracking'), { eventId: 'SEND' }))[0], 10_000, 100);
+    assert.match(send.SourceContext, /^TLS=TLSv1\.[23];Cipher=[A-Z0-9_-]+;CertificateValidated=(true|false)/);
     // the password never reaches Mailyard's own log
     assert.ok(!my.daemon.logs.some((l) => JSON.stringify(l).includes('relay-Pass-7')));
   });

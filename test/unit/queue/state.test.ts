@@ -113,3 +113,19 @@ describe('NOTIFY', () => {
   ];
   for (const [n, k, want] of table) test(`NOTIFY=${n === undefined ? '(default)' : n.length ? n.join(',') : 'NEVER'} ${k}: ${want}`, () => assert.equal(wantsDsn(n, k), want));
 });
+
+describe('delivery tracking: how the hop was protected', () => {
+  const delivered = (session: Parameters<typeof applyResult>[3]['session']) =>
+    applyResult(rec({ recipients: rec().recipients.slice(0, 1) }), KEY, ['a@tailspin.example'], { outcomes: new Map([['a@tailspin.example', ok]]), ...(session ? { session } : {}) }, T0, P)
+      .actions.flatMap((a) => (a.kind === 'track' ? [a.event] : []))
+      .find((e) => e.eventId === 'SEND');
+  test('a TLS session: protocol, cipher, validation and the remote certificate', () => {
+    const e = delivered({ host: 'mx1.tailspin.example', ip: '192.0.2.7', tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', authorized: true, peerCertificateSubject: 'CN=mx1.tailspin.example' } });
+    assert.equal(e?.sourceContext, 'TLS=TLSv1.3;Cipher=TLS_AES_256_GCM_SHA384;CertificateValidated=true;RemoteCertificate=CN=mx1.tailspin.example');
+    assert.equal(e?.serverHostname, 'mx1.tailspin.example');
+  });
+  test('a plaintext session says TLS=none; no session (local delivery) says nothing', () => {
+    assert.equal(delivered({ host: 'mx1.tailspin.example' })?.sourceContext, 'TLS=none');
+    assert.equal(delivered(undefined)?.sourceContext, undefined);
+  });
+});
