@@ -1,8 +1,9 @@
 /**
  * The DATA stage of a Receive connector session: reads the message as smtp-server hands it over
  * (dot-unstuffed), holds the header block until it is complete to apply the header checks (size,
- * hop count, header firewall, missing Message-ID/Date for submissions), then streams header and
- * body into the Intake. Counts the real size as it goes and stops feeding the Intake as soon as a
+ * hop count, header firewall, missing Message-ID/Date for submissions), then hands header and
+ * body to the Intake: as one Buffer at the end for a message up to GATHER_MAX, as a stream from
+ * the moment it grows larger. Counts the real size as it goes and stops feeding the Intake as soon as a
  * limit is crossed, but always reads the client's data to its end so the reply lands in sequence.
  * Resolves with the Intake's result only after `accept` resolved, i.e. after the message is
  * durable; any limit or Intake failure resolves with the refusal instead (never throws).
@@ -28,8 +29,15 @@ export interface DataOptions {
   readonly rejectBareLf: boolean;
   /** Fields to add when absent (authenticated submissions): full "Name: value" without CRLF. */
   readonly addIfMissing?: { readonly messageId: string; readonly date: string };
-  readonly accept: (body: Readable) => Promise<IntakeResult>;
+  /** Gets a Buffer for a message up to GATHER_MAX bytes, a stream for a larger one. */
+  readonly accept: (body: Readable | Buffer) => Promise<IntakeResult>;
 }
+
+/**
+ * A message up to this size is handed to the Intake as one Buffer when the data ends (the spool
+ * gathers small messages in memory anyway); a larger one is streamed as it arrives.
+ */
+const GATHER_MAX = 256 * 1024;
 
 export type DataOutcome =
   | { readonly kind: 'accepted'; readonly result: IntakeResult; readonly internetMessageId?: string; readonly stripped: readonly string[] }
@@ -52,6 +60,9 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     let headerBuf: Buffer[] = [];
     let headerLen = 0;
     let out: PassThrough | undefined;
+    /** Header and body gathered so far, until the message proves larger than GATHER_MAX. */
+    let held: Buffer[] | undefined;
+    let heldLen = 0;
     let accepting: Promise<IntakeResult> | undefined;
     let failure: { reply: SmtpReply; reason: string } | undefined;
     let internetMessageId: string | undefined;
@@ -68,6 +79,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       if (failure) return;
       failure = { reply, reason };
       headerBuf = [];
+      held = undefined;
       if (out) out.destroy(new Error(`message refused: ${reason}`));
       o.source.resume();
     };
@@ -90,16 +102,39 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       }
       internetMessageId ??= fieldValue(fw.kept, 'message-id');
       const newHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + (hadSeparator || rest ? '\r\n' : '\r\n'), 'latin1');
-      out = new PassThrough();
+      held = [newHeader];
+      heldLen = newHeader.length;
+      if (rest && rest.length) body(rest);
+    };
+
+    /** The Intake gets its stream once the message outgrows GATHER_MAX. */
+    const startStream = (pending: Buffer[]) => {
+      const stream = new PassThrough();
+      out = stream;
       // The Intake sees a destroyed stream through its own reads; this listener only keeps an
       // abort (limit crossed, client gone) from surfacing as an unhandled 'error' event.
-      out.on('error', () => {});
-      accepting = o.accept(out);
+      stream.on('error', () => {});
+      accepting = o.accept(stream);
       // Attach a handler at once so an early rejection is never unhandled.
       accepting.catch(() => {});
-      out.on('drain', () => o.source.resume());
-      out.write(newHeader);
-      if (rest && rest.length && !out.write(rest)) o.source.pause();
+      stream.on('drain', () => o.source.resume());
+      let room = true;
+      for (const b of pending) room = stream.write(b);
+      if (!room) o.source.pause();
+    };
+
+    const body = (chunk: Buffer) => {
+      if (out) {
+        if (!out.write(chunk)) o.source.pause();
+        return;
+      }
+      held!.push(chunk);
+      heldLen += chunk.length;
+      if (heldLen > GATHER_MAX) {
+        const pending = held!;
+        held = undefined;
+        startStream(pending);
+      }
     };
 
     const checkBareLf = (chunk: Buffer) => {
@@ -118,8 +153,8 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       if (o.rejectBareLf && checkBareLf(chunk)) return fail(REPLIES.bareLineFeedInData, 'bare line feed in message data');
       lastByte = chunk[chunk.length - 1] ?? lastByte;
       if (total > o.maxMessageSize) return fail(REPLIES.messageTooBig, `message larger than ${o.maxMessageSize} bytes`);
-      if (out) {
-        if (!out.write(chunk)) o.source.pause();
+      if (out || held) {
+        body(chunk);
         return;
       }
       headerBuf.push(chunk);
@@ -137,14 +172,18 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     });
 
     o.source.on('end', () => {
-      if (!failure && !out) {
+      if (!failure && !out && !held) {
         // The message has no blank line: all of it is header.
         const all = headerBuf.length === 1 ? headerBuf[0]! : Buffer.concat(headerBuf, headerLen);
         if (all.length > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
         else startBody(all.length && all[all.length - 1] !== 0x0a ? Buffer.concat([all, Buffer.from('\r\n')]) : all, undefined, false);
       }
       if (failure) return finish({ kind: 'rejected', reply: failure.reply, reason: failure.reason });
-      out!.end();
+      if (out) out.end();
+      else {
+        accepting = o.accept(Buffer.concat(held!, heldLen));
+        held = undefined;
+      }
       accepting!.then(
         (result) => finish({ kind: 'accepted', result, internetMessageId, stripped }),
         (err: unknown) =>

@@ -86,11 +86,12 @@ describe('message data in arbitrary pieces', () => {
     c.close();
   });
 
-  for (const seed of [1, 7, 42]) {
-    test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed})`, async () => {
+  // 400 lines (~180 KB) reach the Intake as one Buffer; 1,200 lines (~540 KB) as a stream.
+  for (const [seed, count] of [[1, 400], [7, 400], [42, 1200]] as const) {
+    test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed}, ${count} lines)`, async () => {
       const rand = rng(seed);
       const header = `From: <ann@fabrikam.com>\r\nTo: <bob@contoso.com>\r\nSubject: pieces ${seed}\r\n\r\n`;
-      const lines = bodyLines(rand, 400);
+      const lines = bodyLines(rand, count);
       const wire = Buffer.from(header + stuffed(lines) + 'QUIT\r\n', 'latin1');
       const c = await openData(h);
       const before = h.intake.stored.length;
@@ -98,12 +99,16 @@ describe('message data in arbitrary pieces', () => {
       const tail = wire.length - 12;
       let off = 0;
       let pieces = 0;
-      while (off < tail && pieces < 400) {
+      while (off < tail && pieces < 600) {
         const n = Math.min(tail - off, 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 3000)));
         c.write(wire.subarray(off, off + n));
         off += n;
         pieces++;
         await sleep(1);
+      }
+      if (off < tail) {
+        c.write(wire.subarray(off, tail));
+        off = tail;
       }
       while (off < wire.length) {
         c.write(wire.subarray(off, off + 1));
