@@ -329,5 +329,6 @@ export class Spool {
 
   async close(): Promise<void> {
     await this.log.close();
+    await this.msgDir.close();
   }
 }
