@@ -3,7 +3,7 @@
  * that lets many concurrent writers share one directory fsync. With `fsync: false` every sync is a
  * no-op (benchmark comparison only; never in production).
  */
-import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, mkdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
 export interface SyncOptions {
@@ -49,40 +49,15 @@ export async function ensureDir(dir: string): Promise<void> {
 /**
  * Group commit for directory entries: `sync()` resolves after an fsync of every registered directory
  * that STARTED after the call. Callers arriving while an fsync is in flight share the next one, so
- * N concurrent commits cost about two directory fsyncs, not N. The directories stay open between
- * rounds (one fsync per round instead of open + fsync + close); a handle that fails is dropped and
- * the directory opened again next round. `close()` releases them.
+ * N concurrent commits cost about two directory fsyncs, not N.
  */
 export class DirSyncer {
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private running = false;
-  private readonly handles = new Map<string, FileHandle>();
   /** Number of directory-fsync rounds performed (for benchmarks). */
   rounds = 0;
 
   constructor(private readonly dirs: readonly string[], private readonly opts: SyncOptions) {}
-
-  private async syncOne(dir: string): Promise<void> {
-    let fh = this.handles.get(dir);
-    if (!fh) {
-      fh = await open(dir, 'r');
-      this.handles.set(dir, fh);
-    }
-    try {
-      await fh.sync();
-    } catch (err) {
-      this.handles.delete(dir);
-      await fh.close().catch(() => {});
-      throw err;
-    }
-  }
-
-  /** Closes the directory handles (a later sync opens them again). */
-  async close(): Promise<void> {
-    const open = [...this.handles.values()];
-    this.handles.clear();
-    await Promise.all(open.map((fh) => fh.close().catch(() => {})));
-  }
 
   sync(): Promise<void> {
     if (!this.opts.fsync) return Promise.resolve();
@@ -99,7 +74,7 @@ export class DirSyncer {
       const batch = this.waiters;
       this.waiters = [];
       this.rounds++;
-      Promise.all(this.dirs.map((d) => this.syncOne(d))).then(
+      Promise.all(this.dirs.map((d) => fsyncDir(d))).then(
         () => {
           for (const w of batch) w.resolve();
           this.next();

@@ -329,6 +329,5 @@ export class Spool {
 
   async close(): Promise<void> {
     await this.log.close();
-    await this.msgDir.close();
   }
 }
