@@ -153,9 +153,9 @@ export class Spool {
 
   /**
    * Writes the content file (prepend first, CRLF line endings) WITHOUT fsync; returns the open file
-   * for `commitNew`. A message up to SYNC_WRITE_MAX is gathered in memory and written with one
+   * for `commitNew`. A message handed over as a Buffer of up to SYNC_WRITE_MAX is written with one
    * synchronous open + writev: for small files that is far cheaper than a round trip through the
-   * thread pool per open, write and close. Larger messages stream to the file as they arrive.
+   * thread pool per open, write and close. A stream goes to the file as it arrives.
    */
   async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: ContentFile }> {
     const path = this.bodyPath(id);
@@ -164,7 +164,9 @@ export class Spool {
     const head: Buffer[] = [];
     let headLen = 0;
     let headDone = false;
-    let gathered: Buffer[] | undefined = [];
+    // Already in memory and small: written in one synchronous writev at the end. A stream goes to
+    // its file as it arrives (never held here, so memory stays bounded by the callers' buffers).
+    let gathered: Buffer[] | undefined = Buffer.isBuffer(body) && body.length + Buffer.byteLength(prepend ?? '') <= SYNC_WRITE_MAX ? [] : undefined;
     let fh: FileHandle | undefined;
     let created = false; // only a file this call created is removed on failure
     const captureHead = (out: Buffer) => {
@@ -187,16 +189,13 @@ export class Spool {
       size += out.length;
       if (gathered) {
         gathered.push(out);
-        if (size <= SYNC_WRITE_MAX) return;
-        // Too large to gather: continue as a stream.
-        fh = await open(path, 'wx', 0o640);
-        created = true;
-        const pending = gathered;
-        gathered = undefined;
-        for (const b of pending) await writeAll(fh, b);
         return;
       }
-      await writeAll(fh!, out);
+      if (!fh) {
+        fh = await open(path, 'wx', 0o640);
+        created = true;
+      }
+      await writeAll(fh, out);
     };
     try {
       if (prepend && Buffer.isBuffer(body)) {
@@ -218,7 +217,12 @@ export class Spool {
         }
         file = fdFile(fd);
       } else {
-        file = fh!;
+        // an empty stream still makes an (empty) content file
+        if (!fh) {
+          fh = await open(path, 'wx', 0o640);
+          created = true;
+        }
+        file = fh;
       }
       const headerText = head.length ? head[0]!.toString('latin1') : '';
       const end = headerText.indexOf('\r\n\r\n');

@@ -38,6 +38,17 @@ export interface DataOptions {
  * gathers small messages in memory anyway); a larger one is streamed as it arrives.
  */
 const GATHER_MAX = 256 * 1024;
+/**
+ * All sessions together hold at most this much gathered data; past it, new data streams to the
+ * Intake at once (so thousands of slow senders cannot pin GATHER_MAX of memory each).
+ */
+const GATHER_BUDGET = 64 * 1024 * 1024;
+let gatheredTotal = 0;
+
+/** Bytes currently held by DATA stages waiting for their message to end (tests). */
+export function gatheredBytes(): number {
+  return gatheredTotal;
+}
 
 export type DataOutcome =
   | { readonly kind: 'accepted'; readonly result: IntakeResult; readonly internetMessageId?: string; readonly stripped: readonly string[] }
@@ -63,6 +74,18 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     /** Header and body gathered so far, until the message proves larger than GATHER_MAX. */
     let held: Buffer[] | undefined;
     let heldLen = 0;
+    /** This session's share of GATHER_BUDGET; given back exactly once whatever the ending. */
+    let reserved = 0;
+    const release = () => {
+      gatheredTotal -= reserved;
+      reserved = 0;
+    };
+    const reserve = (n: number): boolean => {
+      if (gatheredTotal + n > GATHER_BUDGET) return false;
+      gatheredTotal += n;
+      reserved += n;
+      return true;
+    };
     let accepting: Promise<IntakeResult> | undefined;
     let failure: { reply: SmtpReply; reason: string } | undefined;
     let internetMessageId: string | undefined;
@@ -70,6 +93,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
     let settled = false;
 
     const finish = (v: DataOutcome) => {
+      release();
       if (!settled) {
         settled = true;
         resolve(v);
@@ -80,6 +104,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       failure = { reply, reason };
       headerBuf = [];
       held = undefined;
+      release();
       if (out) out.destroy(new Error(`message refused: ${reason}`));
       o.source.resume();
     };
@@ -104,11 +129,16 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       const newHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + (hadSeparator || rest ? '\r\n' : '\r\n'), 'latin1');
       held = [newHeader];
       heldLen = newHeader.length;
+      if (!reserve(newHeader.length)) {
+        held = undefined;
+        startStream([newHeader]);
+      }
       if (rest && rest.length) body(rest);
     };
 
     /** The Intake gets its stream once the message outgrows GATHER_MAX. */
     const startStream = (pending: Buffer[]) => {
+      release();
       const stream = new PassThrough();
       out = stream;
       // The Intake sees a destroyed stream through its own reads; this listener only keeps an
@@ -130,7 +160,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       }
       held!.push(chunk);
       heldLen += chunk.length;
-      if (heldLen > GATHER_MAX) {
+      if (heldLen > GATHER_MAX || !reserve(chunk.length)) {
         const pending = held!;
         held = undefined;
         startStream(pending);
@@ -183,6 +213,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       else {
         accepting = o.accept(Buffer.concat(held!, heldLen));
         held = undefined;
+        release();
       }
       accepting!.then(
         (result) => finish({ kind: 'accepted', result, internetMessageId, stripped }),

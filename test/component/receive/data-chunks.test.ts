@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LineClient } from '../../helpers/smtp-client.js';
 import { startHarness, type Harness } from './harness.js';
+import { gatheredBytes } from '../../../src/receive/data.js';
 
 /** A small deterministic generator so a failure can be reproduced. */
 function rng(seed: number): () => number {
@@ -86,6 +87,17 @@ describe('message data in arbitrary pieces', () => {
     c.close();
   });
 
+  test('data held while a message arrives is given back when the message ends or the client leaves', async () => {
+    const c = await openData(h);
+    c.write(Buffer.from('Subject: left halfway\r\n\r\n' + 'x'.repeat(5000) + '\r\n', 'latin1'));
+    const deadline = Date.now() + 5000;
+    while (gatheredBytes() === 0 && Date.now() < deadline) await sleep(5);
+    assert.ok(gatheredBytes() > 5000, 'the partial message is held');
+    c.close();
+    while (gatheredBytes() !== 0 && Date.now() < deadline) await sleep(5);
+    assert.equal(gatheredBytes(), 0);
+  });
+
   // 400 lines (~180 KB) reach the Intake as one Buffer; 1,200 lines (~540 KB) as a stream.
   for (const [seed, count] of [[1, 400], [7, 400], [42, 1200]] as const) {
     test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed}, ${count} lines)`, async () => {
@@ -122,6 +134,7 @@ describe('message data in arbitrary pieces', () => {
       const content = h.intake.stored.at(-1)!.content;
       const body = content.slice(content.indexOf('\r\n\r\n') + 4);
       assert.equal(body, lines.join('\r\n') + '\r\n');
+      assert.equal(gatheredBytes(), 0, 'nothing is held once the message is queued');
       c.close();
     });
   }
