@@ -6,13 +6,8 @@ import { startAdminServer } from '../../../src/admin/server.js';
 import { queueCommand } from '../../../src/cli/queue.js';
 import { CaptureTracking, OK, RecordingAgent, TEMP, logger, makeConfig, message, request, tempDir, waitFor } from './helpers.js';
 
-test('queue verbs through the admin endpoint: list, messages, suspend, resume, export, remove --ndr, retry', async () => {
-  const { dir, cleanup } = await tempDir();
-  const clock = new FakeClock();
-  const agent = new RecordingAgent((rcpt, batch) => (batch.envelope.mailFrom === null ? OK : TEMP));
-  const tracking = new CaptureTracking();
-  const t = new Transport({ config: makeConfig(dir), logger, tracking, clock, agents: agent.factory });
-  await t.start();
+/** The admin endpoint over a Transport, and `mailyard queue VERB` run against it with its output captured. */
+async function queueCli(t: Transport, dir: string) {
   const admin = await startAdminServer({ listen: '127.0.0.1:0', allowNonLoopback: false, queue: t, logger });
   const config = makeConfig(dir, { server: { name: 'EX01', fqdn: 'mx.contoso.com', dataDir: dir, logDir: dir, admin: { listen: `127.0.0.1:${admin.port}` } } });
   const outText: string[] = [];
@@ -24,6 +19,17 @@ test('queue verbs through the admin endpoint: list, messages, suspend, resume, e
     const code = await queueCommand(config, verb, args, opts, out);
     return { code, stdout: outText.join(''), stderr: errText.join('') };
   };
+  return { admin, config, out, run };
+}
+
+test('queue verbs through the admin endpoint: list, messages, suspend, resume, export, remove --ndr, retry', async () => {
+  const { dir, cleanup } = await tempDir();
+  const clock = new FakeClock();
+  const agent = new RecordingAgent((rcpt, batch) => (batch.envelope.mailFrom === null ? OK : TEMP));
+  const tracking = new CaptureTracking();
+  const t = new Transport({ config: makeConfig(dir), logger, tracking, clock, agents: agent.factory });
+  await t.start();
+  const { admin, config, out, run } = await queueCli(t, dir);
   try {
     const a = await t.intake.accept(request('ann@fabrikam.example', ['x@tailspin.example'], { receivedAt: new Date(clock.now()) }), message('Report'));
     await waitFor(() => agent.batches.length === 1, 'first attempt');
@@ -79,17 +85,7 @@ test('queue suspend/resume by queue name through the CLI: Submission, Unreachabl
   const agent = new RecordingAgent((rcpt) => (rcpt.endsWith('@tailspin.example') ? TEMP : OK));
   const t = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: agent.factory });
   await t.start();
-  const admin = await startAdminServer({ listen: '127.0.0.1:0', allowNonLoopback: false, queue: t, logger });
-  const config = makeConfig(dir, { server: { name: 'EX01', fqdn: 'mx.contoso.com', dataDir: dir, logDir: dir, admin: { listen: `127.0.0.1:${admin.port}` } } });
-  const outText: string[] = [];
-  const errText: string[] = [];
-  const out = { stdout: (s: string) => outText.push(s), stderr: (s: string) => errText.push(s) };
-  const run = async (verb: string, args: string[] = [], opts: Record<string, boolean> = {}) => {
-    outText.length = 0;
-    errText.length = 0;
-    const code = await queueCommand(config, verb, args, opts, out);
-    return { code, stdout: outText.join(''), stderr: errText.join('') };
-  };
+  const { admin, config, out, run } = await queueCli(t, dir);
   const status = async (identity: string) => {
     const list = JSON.parse((await run('list', [], { json: true })).stdout) as { identity: string; status: string; messageCount: number }[];
     return list.find((q) => q.identity === identity);

@@ -8,34 +8,7 @@ import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { DaemonProcess, freePort, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
 import { startSinkOnPort, type SmtpSink } from '../../helpers/smtp-sink.js';
-
-function config(dir: string, smtpPort: number, sinkPort: number): string {
-  return `server:
-  name: CRASH01
-  fqdn: mx.crash.example
-  dataDir: ${dir}/spool
-  logDir: ${dir}/log
-  logLevel: warn
-  admin: { listen: "127.0.0.1:0" }
-acceptedDomains:
-  - { domainName: crash.example, domainType: Authoritative, default: true }
-receiveConnectors:
-  - name: Relay
-    bindings: ["127.0.0.1:${smtpPort}"]
-    permissionGroups: [AnonymousUsers]
-    authMechanism: [None]
-    permissions: [SMTPAcceptAnyRecipient]
-sendConnectors:
-  - name: Smart host
-    addressSpaces: ["*"]
-    smartHosts: ["127.0.0.1:${sinkPort}"]
-transportService:
-  queueGlitchRetryInterval: 1s
-  transientFailureRetryInterval: 1s
-  messageRetryInterval: 1s
-  outboundConnectionFailureRetryInterval: 1s
-`;
-}
+import { messageIdOf, relayDaemonConfig } from './helpers.js';
 
 test('SIGKILL after acknowledging: every acknowledged message reaches the sink after a restart', async () => {
   const tmp = tempDir();
@@ -43,7 +16,7 @@ test('SIGKILL after acknowledging: every acknowledged message reaches the sink a
   let sink: SmtpSink | undefined;
   try {
     const [smtpPort, sinkPort] = [await freePort(), await freePort()];
-    const file = writeConfig(tmp.path, config(tmp.path, smtpPort!, sinkPort!));
+    const file = writeConfig(tmp.path, relayDaemonConfig({ dir: tmp.path, name: 'CRASH01', fqdn: 'mx.crash.example', smtpPort: smtpPort!, sinkPort: sinkPort!, acceptedDomain: 'crash.example' }));
     const d1 = new DaemonProcess(file);
     daemons.push(d1);
     await waitForPort(smtpPort!, 20_000);
@@ -64,8 +37,8 @@ test('SIGKILL after acknowledging: every acknowledged message reaches the sink a
     sink = await startSinkOnPort('127.0.0.1', sinkPort!);
     const d2 = new DaemonProcess(file);
     daemons.push(d2);
-    await sink.waitFor(() => new Set(sink!.messages.map((m) => /Message-ID: (<[^>]+>)/i.exec(m.data.toString())?.[1])).size >= 12, 30_000);
-    const arrived = new Set(sink.messages.map((m) => /Message-ID: (<[^>]+>)/i.exec(m.data.toString())?.[1]));
+    await sink.waitFor(() => new Set(sink!.messages.map((m) => messageIdOf(m.data))).size >= 12, 30_000);
+    const arrived = new Set(sink.messages.map((m) => messageIdOf(m.data)));
     for (const id of acked) assert.ok(arrived.has(id), `${id} arrived`);
     d2.signal('SIGTERM');
     assert.equal(await d2.exitCode(20_000), 0);

@@ -111,3 +111,39 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Config for a real daemon that relays everything from an anonymous connector on 127.0.0.1 to a
+ * smart host (the crash tests' sink), with one-second retries. `acceptedDomain` adds an
+ * Authoritative domain; `connectorExtra` adds lines to the Receive connector.
+ */
+export function relayDaemonConfig(o: { dir: string; name: string; fqdn: string; smtpPort: number; sinkPort: number; acceptedDomain?: string; connectorExtra?: readonly string[] }): string {
+  return `server:
+  name: ${o.name}
+  fqdn: ${o.fqdn}
+  dataDir: ${o.dir}/spool
+  logDir: ${o.dir}/log
+  logLevel: warn
+  admin: { listen: "127.0.0.1:0" }
+${o.acceptedDomain ? `acceptedDomains:\n  - { domainName: ${o.acceptedDomain}, domainType: Authoritative, default: true }\n` : ''}receiveConnectors:
+  - name: Relay
+    bindings: ["127.0.0.1:${o.smtpPort}"]
+    permissionGroups: [AnonymousUsers]
+    authMechanism: [None]
+    permissions: [SMTPAcceptAnyRecipient]
+${(o.connectorExtra ?? []).map((l) => `    ${l}\n`).join('')}sendConnectors:
+  - name: Smart host
+    addressSpaces: ["*"]
+    smartHosts: ["127.0.0.1:${o.sinkPort}"]
+transportService:
+  queueGlitchRetryInterval: 1s
+  transientFailureRetryInterval: 1s
+  messageRetryInterval: 1s
+  outboundConnectionFailureRetryInterval: 1s
+`;
+}
+
+/** The Message-ID of a message as it arrived at a sink. */
+export function messageIdOf(data: Buffer): string | undefined {
+  return /Message-ID: (<[^>]+>)/i.exec(data.toString('latin1'))?.[1];
+}

@@ -10,39 +10,11 @@ import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { DaemonProcess, freePort, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
 import { startSinkOnPort, type SmtpSink } from '../../helpers/smtp-sink.js';
+import { messageIdOf, relayDaemonConfig } from './helpers.js';
 
 const KILLS = 3;
 const ACKS_PER_LIFE = 25;
 
-function config(dir: string, smtpPort: number, sinkPort: number): string {
-  return `server:
-  name: KILL01
-  fqdn: mx.kill.example
-  dataDir: ${dir}/spool
-  logDir: ${dir}/log
-  logLevel: warn
-  admin: { listen: "127.0.0.1:0" }
-receiveConnectors:
-  - name: Relay
-    bindings: ["127.0.0.1:${smtpPort}"]
-    permissionGroups: [AnonymousUsers]
-    authMechanism: [None]
-    permissions: [SMTPAcceptAnyRecipient]
-    maxInboundConnectionPerSource: unlimited
-    tarpitInterval: 0s
-sendConnectors:
-  - name: Smart host
-    addressSpaces: ["*"]
-    smartHosts: ["127.0.0.1:${sinkPort}"]
-transportService:
-  queueGlitchRetryInterval: 1s
-  transientFailureRetryInterval: 1s
-  messageRetryInterval: 1s
-  outboundConnectionFailureRetryInterval: 1s
-`;
-}
-
-const idOf = (data: Buffer) => /Message-ID: (<[^>]+>)/i.exec(data.toString('latin1'))?.[1];
 
 test('three SIGKILLs under load lose no acknowledged message', async (t) => {
   const tmp = tempDir();
@@ -52,7 +24,7 @@ test('three SIGKILLs under load lose no acknowledged message', async (t) => {
   try {
     const [smtpPort, sinkPort] = [await freePort(), await freePort()];
     sink = await startSinkOnPort('127.0.0.1', sinkPort!);
-    const file = writeConfig(tmp.path, config(tmp.path, smtpPort!, sinkPort!));
+    const file = writeConfig(tmp.path, relayDaemonConfig({ dir: tmp.path, name: 'KILL01', fqdn: 'mx.kill.example', smtpPort: smtpPort!, sinkPort: sinkPort!, connectorExtra: ['maxInboundConnectionPerSource: unlimited', 'tarpitInterval: 0s'] }));
     const acked: string[] = [];
     let n = 0;
 
@@ -93,10 +65,10 @@ test('three SIGKILLs under load lose no acknowledged message', async (t) => {
     assert.ok(acked.length >= KILLS * ACKS_PER_LIFE, `enough messages were acknowledged (${acked.length})`);
 
     await sink.waitFor(() => {
-      const arrived = new Set(sink!.messages.map((m) => idOf(m.data)));
+      const arrived = new Set(sink!.messages.map((m) => messageIdOf(m.data)));
       return acked.every((id) => arrived.has(id));
     }, 45_000).catch(() => undefined);
-    const arrived = new Set(sink.messages.map((m) => idOf(m.data)));
+    const arrived = new Set(sink.messages.map((m) => messageIdOf(m.data)));
     const missing = acked.filter((id) => !arrived.has(id));
     assert.deepEqual(missing, [], `acknowledged but never delivered (of ${acked.length})`);
     const duplicates = sink.messages.length - arrived.size;
