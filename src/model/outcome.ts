@@ -17,8 +17,13 @@ export interface DeliveryBatch {
   readonly messageId: MessageId;
   readonly envelope: Envelope; // recipients already narrowed to this batch
   readonly recipients: readonly Recipient[];
-  /** Absolute path of the spooled message (headers + body, CRLF line endings, not dot-stuffed). */
+  /**
+   * Absolute path of the spooled message (headers + body, CRLF line endings, not dot-stuffed). It
+   * exists unless `content` is given (to an agent with `usesContent`).
+   */
   readonly bodyPath: string;
+  /** The same bytes, when the queue still holds them in memory (a journalled small message). */
+  readonly content?: Buffer;
   readonly size: number;
   /** Internet Message-ID header, for logs and tracking. */
   readonly internetMessageId?: string;
@@ -33,6 +38,8 @@ export interface DeliveryResult {
 }
 
 export interface DeliveryAgent {
+  /** The agent reads `batch.content` when it is given, so the queue need not write the file first. */
+  readonly usesContent?: boolean;
   deliver(batch: DeliveryBatch, signal: AbortSignal): Promise<DeliveryResult>;
   /** Close pooled connections (reload, shutdown). */
   close?(): Promise<void>;

@@ -607,7 +607,13 @@ export class Transport {
         const ndr = entry.pendingRemove.ndr;
         delete entry.pendingRemove;
         void this.removeNow(entry, ndr);
-      } else this.place(entry);
+      } else {
+        this.place(entry);
+        // Still queued after this attempt: it gets a file of its own and leaves the journal.
+        if (entry.inflight.length === 0 && !entry.removed) {
+          this.spool.ensureFile(entry.record.id).catch((err: unknown) => this.logger.warn({ err, messageId: entry.record.id }, 'could not write the content file; it stays in the journal'));
+        }
+      }
       this.maybeDropQueue(q);
       this.schedulePump();
     });
@@ -622,6 +628,17 @@ export class Transport {
       return;
     }
     const recipients: Recipient[] = due.map((r) => ({ address: r.address, ...(r.orcpt ? { orcpt: r.orcpt } : {}), ...(r.notify ? { notify: r.notify } : {}) }));
+    const agent = this.agentFor(q.key);
+    // A journalled message is still in memory: an agent that reads it from there gets it; any
+    // other agent gets its file, written now.
+    const content = agent.usesContent ? this.spool.heldContent(rec.id) : undefined;
+    if (!content) {
+      try {
+        await this.spool.ensureFile(rec.id);
+      } catch (err) {
+        this.logger.warn({ err, messageId: rec.id }, 'could not write the content file; recipients deferred');
+      }
+    }
     const batch: DeliveryBatch = {
       key: q.key,
       messageId: rec.id,
@@ -636,6 +653,7 @@ export class Transport {
       },
       recipients,
       bodyPath: this.spool.bodyPath(rec.id),
+      ...(content ? { content } : {}),
       size: rec.size,
       ...(rec.internetMessageId ? { internetMessageId: rec.internetMessageId } : {}),
     };
@@ -643,7 +661,7 @@ export class Transport {
     this.controllers.add(controller);
     let result: DeliveryResult;
     try {
-      result = await this.agentFor(q.key).deliver(batch, controller.signal);
+      result = await agent.deliver(batch, controller.signal);
     } catch (err) {
       this.logger.warn({ err, messageId: rec.id, queue: q.keyStr }, 'delivery agent failed; recipients deferred');
       result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: `delivery agent error: ${(err as Error)?.message ?? String(err)}` }])) };
@@ -762,7 +780,8 @@ export class Transport {
     try {
       const maxAttach = this.config.transportService.externalDsnMaxMessageAttachSize;
       const full = attachFullOriginal(kind, rec.ret, rec.size, maxAttach);
-      const original = full ? await readFile(this.spool.bodyPath(rec.id)) : await readHead(this.spool.bodyPath(rec.id));
+      const held = this.spool.heldContent(rec.id);
+      const original = held ? (full ? held : headOf(held)) : full ? await readFile(this.spool.bodyPath(rec.id)) : await readHead(this.spool.bodyPath(rec.id));
       const now = new Date(this.clock.now());
       const fqdn = this.config.server.fqdn;
       const token = randomBytes(8).toString('hex').toUpperCase();
@@ -1061,7 +1080,7 @@ export class Transport {
       lines.push(`X-Receiver: <${x.address}>${p.length ? ` ${p.join(' ')}` : ''}`);
     }
     lines.push('X-CreatedBy: MSExchange15', `X-Source: Mailyard export`);
-    const content = await readFile(this.spool.bodyPath(r.id));
+    const content = await this.spool.readContent(r.id);
     return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'), content]);
   }
 
@@ -1117,10 +1136,14 @@ async function readHead(path: string): Promise<Buffer> {
   try {
     const buf = Buffer.alloc(256 * 1024);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    const b = buf.subarray(0, bytesRead);
-    const end = b.indexOf('\r\n\r\n');
-    return end >= 0 ? b.subarray(0, end + 4) : b;
+    return headOf(buf.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
+}
+
+/** The header block of a message (with its blank line), or all of it when there is no body. */
+function headOf(b: Buffer): Buffer {
+  const end = b.indexOf('\r\n\r\n');
+  return end >= 0 ? b.subarray(0, end + 4) : b;
 }

@@ -7,6 +7,8 @@
  *   queue/v1/log/<seq>.jsonl      the record log (record-log.ts): one JSON line per version of a
  *                                 message's record (envelope + per-recipient state), and
  *                                 {"removed":"<id>"} when it leaves the queue. Last line wins.
+ *   queue/v1/journal/<seq>.dat    content of small new messages, group-committed (content-journal.ts),
+ *                                 until each has a file of its own or leaves the queue.
  *   queue/v1/quarantine/          damaged records (and their content) set aside at start-up.
  *
  * Promises: `commitNew` resolves only when the content is fsync'd, its directory entry is fsync'd
@@ -17,27 +19,48 @@
  * spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
  */
 import { closeSync, fsync as fsyncCb, openSync, writevSync } from 'node:fs';
-import { open, readdir, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IntakeError } from '../model/intake.js';
 import type { MessageId } from '../model/ids.js';
-import { DirSyncer, ensureDir, fsyncDir } from '../platform/fs-atomic.js';
+import { DirSyncer, ensureDir, fsyncDir, writeFileAtomic } from '../platform/fs-atomic.js';
 import { CrlfNormalizer, Interner, decodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
 import { RecordLog } from './record-log.js';
+import { ContentJournal } from './content-journal.js';
 
 export { CrlfNormalizer } from './record.js';
 
 export const SPOOL_LAYOUT_VERSION = 'v1';
 const MAX_HEADER_CAPTURE = 256 * 1024;
-/** Messages up to this size are written with one synchronous writev (see writeContent). */
+/** Messages up to this size are journalled, or written with one synchronous writev (see writeContent). */
 const SYNC_WRITE_MAX = 256 * 1024;
+/** Journalled messages are also held in memory, at most this much in all; past it they get a file at once. */
+const HOLD_BUDGET_BYTES = 32 * 1024 * 1024;
+/** A journalled message still queued this long after it was accepted gets a file of its own. */
+const HOLD_MS = 5_000;
 
 /** An open, written content file awaiting commitNew. */
 export interface ContentFile {
   sync(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A small message bound for the content journal at commitNew (memory reserved against the hold budget). */
+export class JournalContent {
+  constructor(readonly data: Buffer) {}
+}
+
+export type StagedContent = ContentFile | JournalContent;
+
+/** A journalled message: its bytes in memory, and the journal segment that holds them durably. */
+interface Held {
+  readonly data: Buffer;
+  readonly seq: number;
+  readonly at: number;
+  /** Set while its own file is being written. */
+  writing?: Promise<void>;
 }
 
 function fdFile(fd: number): ContentFile {
@@ -77,6 +100,12 @@ export interface SpoolOptions {
   readonly liveRecord?: (id: string) => MessageRecord | undefined;
   /** Record-log segment size that triggers rotation and compaction (default 16 MB). */
   readonly segmentBytes?: number;
+  /** Content-journal segment size (default 16 MB; tests use a small one). */
+  readonly journalSegmentBytes?: number;
+  /** Keep small new messages in the content journal (default true; false = a file per message at once). */
+  readonly journal?: boolean;
+  /** Milliseconds a journalled message may wait before it gets its own file (default 5 s). */
+  readonly holdMs?: number;
 }
 
 export interface QuarantinedRecord {
@@ -114,8 +143,14 @@ export class Spool {
   readonly messagesDir: string;
   readonly logDir: string;
   readonly quarantineDir: string;
+  readonly journalDir: string;
   private readonly msgDir: DirSyncer;
   private readonly log: RecordLog;
+  private readonly journal: ContentJournal | undefined;
+  private readonly held = new Map<string, Held>();
+  private heldBytes = 0;
+  private readonly holdMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
   readonly fsync: boolean;
   /** Content files fsync'd (benchmarks: fsyncs per message). */
@@ -126,7 +161,10 @@ export class Spool {
     this.messagesDir = join(this.root, 'messages');
     this.logDir = join(this.root, 'log');
     this.quarantineDir = join(this.root, 'quarantine');
+    this.journalDir = join(this.root, 'journal');
     this.fsync = opts.fsync;
+    this.holdMs = opts.holdMs ?? HOLD_MS;
+    if (opts.journal !== false) this.journal = new ContentJournal(this.journalDir, opts.fsync, opts.journalSegmentBytes);
     this.logger = opts.logger;
     this.msgDir = new DirSyncer([this.messagesDir], { fsync: opts.fsync });
     const live = opts.liveRecord;
@@ -136,13 +174,13 @@ export class Spool {
     }, opts.segmentBytes);
   }
 
-  /** fsync rounds that are not content files: directory fsyncs + record-log commits. */
+  /** fsync rounds that are not content files: directory fsyncs + record-log and journal commits. */
   get sharedSyncs(): number {
-    return this.msgDir.rounds + this.log.syncs;
+    return this.msgDir.rounds + this.log.syncs + (this.journal?.syncs ?? 0);
   }
 
   async init(): Promise<void> {
-    for (const d of [this.messagesDir, this.logDir, this.quarantineDir]) await ensureDir(d);
+    for (const d of [this.messagesDir, this.logDir, this.quarantineDir, this.journalDir]) await ensureDir(d);
     const readme = join(this.root, 'README');
     await writeFile(readme, 'Mailyard queue spool, layout v1: messages/<id>.eml (content), log/<seq>.jsonl (records, last line wins), quarantine/. See docs/spool.md. Do not edit files while the daemon runs.\n', { flag: 'wx' }).catch(() => {});
   }
@@ -152,12 +190,13 @@ export class Spool {
   }
 
   /**
-   * Writes the content file (prepend first, CRLF line endings) WITHOUT fsync; returns the open file
-   * for `commitNew`. A message handed over as a Buffer of up to SYNC_WRITE_MAX is written with one
+   * Stages the content (prepend first, CRLF line endings) WITHOUT making it durable; `commitNew`
+   * does that. A message handed over as a Buffer of up to SYNC_WRITE_MAX goes to the content
+   * journal when memory allows (nothing is written yet), otherwise into its own file with one
    * synchronous open + writev: for small files that is far cheaper than a round trip through the
-   * thread pool per open, write and close. A stream goes to the file as it arrives.
+   * thread pool per open, write and close. A stream goes to its file as it arrives.
    */
-  async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: ContentFile }> {
+  async writeContent(id: MessageId, prepend: string | undefined, body: Readable | Buffer): Promise<{ info: ContentInfo; fh: StagedContent }> {
     const path = this.bodyPath(id);
     const norm = new CrlfNormalizer();
     let size = 0;
@@ -205,8 +244,11 @@ export class Spool {
         if (Buffer.isBuffer(body)) await take(body);
         else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
       }
-      let file: ContentFile;
-      if (gathered) {
+      let file: StagedContent;
+      if (gathered && this.journal && this.heldBytes + size <= HOLD_BUDGET_BYTES) {
+        this.heldBytes += size; // reserved now; given back by commitNew on failure or by release
+        file = new JournalContent(gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, size));
+      } else if (gathered) {
         const fd = openSync(path, 'wx', 0o640);
         created = true;
         try {
@@ -242,7 +284,8 @@ export class Spool {
    * such a message was never acknowledged, and load() sets the record aside in quarantine. A crash
    * of the process alone cannot cause it (the content is in the page cache before the append).
    */
-  async commitNew(record: MessageRecord, content: ContentFile): Promise<void> {
+  async commitNew(record: MessageRecord, content: StagedContent): Promise<void> {
+    if (content instanceof JournalContent) return this.commitJournalled(record, content);
     try {
       const syncContent = async () => {
         if (this.fsync) {
@@ -252,17 +295,95 @@ export class Spool {
         await content.close();
       };
       const results = await Promise.allSettled([syncContent(), this.msgDir.sync(), this.log.append([{ id: record.id, text: recordLine(record) }])]);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) {
-        // Not acknowledged: take the record back if it made it, then the content.
-        if (results[2]!.status === 'fulfilled') await this.log.append([{ id: record.id, text: undefined }]).catch(() => {});
-        throw failed.reason;
-      }
+      await this.undoIfFailed(record.id, results);
     } catch (err) {
       await content.close().catch(() => {});
       await unlink(this.bodyPath(record.id)).catch(() => {});
       throw err;
     }
+  }
+
+  /** Not acknowledged: takes the record back if it made it to the log, then throws the failure. */
+  private async undoIfFailed(id: string, results: PromiseSettledResult<unknown>[]): Promise<void> {
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failed) return;
+    if (results.at(-1)!.status === 'fulfilled') await this.log.append([{ id, text: undefined }]).catch(() => {});
+    throw failed.reason;
+  }
+
+  /** commitNew for a journalled message: its journal entry and its record line, in parallel. */
+  private async commitJournalled(record: MessageRecord, content: JournalContent): Promise<void> {
+    const id = record.id;
+    const results = await Promise.allSettled([this.journal!.append(id, content.data), this.log.append([{ id, text: recordLine(record) }])]);
+    if (results[0].status === 'fulfilled') {
+      this.held.set(id, { data: content.data, seq: results[0].value, at: Date.now() });
+      this.armSweeper();
+    } else this.heldBytes -= content.data.length;
+    try {
+      await this.undoIfFailed(id, results);
+    } catch (err) {
+      this.dropHeld(id);
+      throw err;
+    }
+  }
+
+  /** The content of a message still held in memory (journalled), else undefined: read its file. */
+  heldContent(id: string): Buffer | undefined {
+    return this.held.get(id)?.data;
+  }
+
+  /** The whole content of a queued message, from memory or from its file. */
+  async readContent(id: string): Promise<Buffer> {
+    return this.heldContent(id) ?? (await readFile(this.bodyPath(id)));
+  }
+
+  /**
+   * Makes sure `bodyPath(id)` exists: a journalled message gets its own file (written to a
+   * temporary name, fsync'd, renamed, directory fsync'd) and the journal lets go of it.
+   */
+  ensureFile(id: string): Promise<void> {
+    const h = this.held.get(id);
+    if (!h) return Promise.resolve();
+    h.writing ??= this.writeOut(id, h).catch((err: unknown) => {
+      delete h.writing;
+      throw err;
+    });
+    return h.writing;
+  }
+
+  private async writeOut(id: string, h: Held): Promise<void> {
+    await writeFileAtomic(this.bodyPath(id), h.data, { fsync: this.fsync });
+    if (this.fsync) this.fileSyncs++;
+    await this.msgDir.sync();
+    if (this.held.get(id) === h) this.dropHeld(id);
+  }
+
+  private dropHeld(id: string): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.held.delete(id);
+    this.heldBytes -= h.data.length;
+    this.journal?.release(h.seq);
+  }
+
+  /** Journalled messages that have waited `holdMs` get their own file (the map is in commit order). */
+  private armSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setTimeout(() => {
+      this.sweeper = undefined;
+      const cutoff = Date.now() - this.holdMs;
+      for (const [id, h] of this.held) {
+        if (h.at > cutoff) break;
+        if (!h.writing) this.ensureFile(id).catch((err: unknown) => this.logger.warn({ err, messageId: id }, `could not write the content file of ${id}; it stays in the journal and is tried again`));
+      }
+      if (this.held.size) this.armSweeper();
+    }, Math.max(100, Math.min(1000, this.holdMs)));
+    this.sweeper.unref();
+  }
+
+  /** Journalled messages held in memory: count and bytes (tests, metrics). */
+  get heldStats(): { messages: number; bytes: number; journalSegments: number } {
+    return { messages: this.held.size, bytes: this.heldBytes, journalSegments: this.journal?.segmentCount ?? 0 };
   }
 
   /** Records a new version of a record durably (group-committed). */
@@ -273,7 +394,10 @@ export class Spool {
   /** Removes a message: the removal line first (durable), then the content. */
   async remove(id: MessageId | string): Promise<void> {
     await this.log.append([{ id, text: undefined }]);
-    await unlink(this.bodyPath(id)).catch(() => {});
+    const h = this.held.get(id);
+    if (h?.writing) await h.writing.catch(() => {});
+    if (this.held.has(id)) this.dropHeld(id);
+    else await unlink(this.bodyPath(id)).catch(() => {});
   }
 
   private async quarantineRaw(id: string | undefined, where: string, raw: string, reason: string): Promise<void> {
@@ -288,8 +412,12 @@ export class Spool {
 
   /** Replays the record log; damaged records are quarantined, leftovers of unacknowledged writes removed. Opens the log for appends. */
   async load(): Promise<LoadResult> {
-    const messageNames = new Set((await readdir(this.messagesDir)).filter((n) => n.endsWith('.eml')));
+    const names = await readdir(this.messagesDir);
+    const messageNames = new Set(names.filter((n) => n.endsWith('.eml')));
+    // Half-written content files (a crash while a journalled message got its own file).
+    for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.messagesDir, n)).catch(() => {});
     const { records: parsed, damaged } = await this.log.replay();
+    await this.recoverJournal(parsed, messageNames);
     const interner = new Interner();
     const records: MessageRecord[] = [];
     const quarantined: QuarantinedRecord[] = [];
@@ -321,9 +449,27 @@ export class Spool {
     }
     if (quarantined.length && this.fsync) await fsyncDir(this.quarantineDir).catch(() => {});
     await this.log.open();
+    await this.journal?.open();
     parsed.clear();
     records.sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
     return { records, quarantined, orphansRemoved };
+  }
+
+  /**
+   * Start-up after a crash: every live record whose content is only in the content journal gets
+   * its file back from the journal, durably, before `open()` deletes the old segments.
+   */
+  private async recoverJournal(parsed: ReadonlyMap<string, unknown>, messageNames: Set<string>): Promise<void> {
+    if (!this.journal) return;
+    let recovered = 0;
+    const { segments, damaged } = await this.journal.scan(async (id, content) => {
+      if (!parsed.has(id) || messageNames.has(`${id}.eml`)) return;
+      await writeFileAtomic(this.bodyPath(id), content, { fsync: this.fsync });
+      messageNames.add(`${id}.eml`);
+      recovered++;
+    });
+    if (recovered && this.fsync) await fsyncDir(this.messagesDir);
+    if (segments) this.logger.info({ event: 'spool.journal', segments, recovered, damaged }, `content journal: ${recovered} queued message(s) restored from ${segments} segment(s)`);
   }
 
   /** Number of record-log segment files (tests). */
@@ -332,6 +478,9 @@ export class Spool {
   }
 
   async close(): Promise<void> {
+    if (this.sweeper) clearTimeout(this.sweeper);
+    this.sweeper = undefined;
     await this.log.close();
+    await this.journal?.close();
   }
 }

@@ -1,8 +1,9 @@
 /** Shared pieces for the queue component tests: a config on a temp spool, a recording delivery agent, polling. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
+import { parseSegment } from '../../../src/queue/content-journal.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { applyDefaults, type Config } from '../../../src/config/defaults.js';
 import type { DeliveryAgent, DeliveryBatch, DeliveryResult, RecipientOutcome } from '../../../src/model/outcome.js';
@@ -13,6 +14,21 @@ import type { Recipient } from '../../../src/model/envelope.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 
 export const logger = silentLogger();
+
+/**
+ * The spooled content of a message as it is on disk: its own file, or else its entry in the content
+ * journal (read with the journal's own parser); undefined when neither holds it.
+ */
+export async function spooledContent(dataDir: string, id: string): Promise<Buffer | undefined> {
+  const root = join(dataDir, 'queue', 'v1');
+  const file = await readFile(join(root, 'messages', `${id}.eml`)).catch(() => undefined);
+  if (file) return file;
+  for (const name of (await readdir(join(root, 'journal')).catch(() => [] as string[])).sort()) {
+    const found = parseSegment(await readFile(join(root, 'journal', name))).entries.get(id);
+    if (found) return found;
+  }
+  return undefined;
+}
 
 export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'mailyard-queue-'));

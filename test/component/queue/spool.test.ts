@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Spool } from '../../../src/queue/spool.js';
 import { newMessageId } from '../../../src/model/ids.js';
@@ -50,7 +50,9 @@ test('the record log rotates, keeps only live records, and replays to the latest
     }
     const segments = await readdir(join(dir, 'queue', 'v1', 'log'));
     assert.ok(segments.length <= 3, `old segments are deleted (${segments.join(', ')})`);
-    assert.equal((await readdir(join(dir, 'queue', 'v1', 'messages'))).length, 2);
+    // The two live messages are small and new: held in the content journal, no file of their own yet.
+    assert.equal((await readdir(join(dir, 'queue', 'v1', 'messages'))).length, 0);
+    assert.equal(spool.heldStats.messages, 2);
     await spool.close();
 
     const again = new Spool({ dataDir: dir, fsync: true, logger });
@@ -58,6 +60,10 @@ test('the record log rotates, keeps only live records, and replays to the latest
     const { records, quarantined } = await again.load();
     assert.deepEqual(quarantined, []);
     assert.deepEqual(records.map((r) => [r.id, r.recipients[0]!.attempts]).sort(), [[ids[0], 60], [ids[1], 30]].sort());
+    // At start-up they got their files back from the journal, whose old segment is gone.
+    assert.deepEqual((await readdir(join(dir, 'queue', 'v1', 'messages'))).sort(), [`${ids[0]}.eml`, `${ids[1]}.eml`].sort());
+    assert.equal(await readFile(join(dir, 'queue', 'v1', 'messages', `${ids[1]}.eml`), 'latin1'), 'Subject: 1\r\n\r\nbody\r\n');
+    assert.deepEqual(await readdir(join(dir, 'queue', 'v1', 'journal')), ['0000000002.dat']);
     await again.close();
   } finally {
     await cleanup();

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { Transport } from '../../../src/queue/manager.js';
 import { FakeClock } from '../../../src/platform/clock.js';
 import { IntakeError } from '../../../src/model/intake.js';
-import { CaptureTracking, OK, PERM, RecordingAgent, TEMP, logger, makeConfig, message, request, tempDir, waitFor } from './helpers.js';
+import { CaptureTracking, OK, PERM, RecordingAgent, TEMP, logger, makeConfig, message, request, spooledContent, tempDir, waitFor } from './helpers.js';
 
 async function setup(extra: Record<string, unknown> = {}, agent = new RecordingAgent()) {
   const { dir, cleanup } = await tempDir();
@@ -42,7 +42,7 @@ describe('Transport: intake and delivery', () => {
       s.agent.decide = async () => { await gate; return OK; };
       const res = await s.t.intake.accept(request('ann@fabrikam.example', ['x@tailspin.example'], { receivedAt: new Date(s.clock.now()), prepend: 'Received: from client by mx.contoso.com\r\n' }), message());
       assert.deepEqual([...(await records(s.dir)).keys()], [res.id]);
-      const content = await readFile(join(s.dir, 'queue', 'v1', 'messages', `${res.id}.eml`), 'latin1');
+      const content = (await spooledContent(s.dir, res.id))?.toString('latin1') ?? '';
       assert.ok(content.startsWith('Received: from client by mx.contoso.com\r\nFrom: Ann'));
       assert.ok(!/[^\r]\n/.test(content), `every LF is preceded by CR: ${JSON.stringify(content)}`);
       assert.equal(res.size, content.length);

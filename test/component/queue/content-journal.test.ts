@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile, truncate, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Spool } from '../../../src/queue/spool.js';
+import { newMessageId, type MessageId } from '../../../src/model/ids.js';
+import type { MessageRecord } from '../../../src/queue/record.js';
+import { logger, tempDir, waitFor } from './helpers.js';
+
+function record(id: MessageId): MessageRecord {
+  return {
+    v: 1, id, receivedAt: 1, mailFrom: 'a@b.example', body: '7BIT', smtputf8: false, source: { kind: 'smtp' }, size: 10,
+    hopCount: 0, categorized: true, delayNotified: false, poisonCount: 0, suspended: false, poisoned: false,
+    recipients: [{ address: 'x@y.example', status: 'pending', attempts: 0 }],
+  };
+}
+
+const bodyOf = (i: number) => Buffer.from(`Subject: message ${i}\r\n\r\n${'x'.repeat(300 + i)}\r\n`, 'latin1');
+const ls = async (dir: string, sub: string) => (await readdir(join(dir, 'queue', 'v1', sub))).filter((n) => !n.startsWith('.')).sort();
+
+async function openSpool(dir: string, opts: { holdMs?: number; journalSegmentBytes?: number } = {}) {
+  const spool = new Spool({ dataDir: dir, fsync: true, logger, ...opts });
+  await spool.init();
+  const loaded = await spool.load();
+  return { spool, loaded };
+}
+
+/** Accepts `n` messages the way the queue does (stage, then commit); returns their ids. */
+async function accept(spool: Spool, n: number, from = 0): Promise<MessageId[]> {
+  return Promise.all(
+    Array.from({ length: n }, async (_, k) => {
+      const id = newMessageId();
+      const { fh } = await spool.writeContent(id, undefined, bodyOf(from + k));
+      await spool.commitNew(record(id), fh);
+      return id;
+    }),
+  );
+}
+
+test('journalled messages that leave the queue never get a file, and emptied journal segments are deleted', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const { spool } = await openSpool(dir, { journalSegmentBytes: 4096 });
+    const ids = await accept(spool, 40);
+    assert.deepEqual(await ls(dir, 'messages'), [], 'no content file while journalled');
+    assert.ok((await ls(dir, 'journal')).length > 1, 'the 4 KB segments rotated');
+    assert.deepEqual(await spool.readContent(ids[7]!), bodyOf(7));
+    for (const id of ids) await spool.remove(id);
+    await waitFor(async () => (await ls(dir, 'journal')).length === 1, 'only the segment being appended to remains');
+    assert.deepEqual(await ls(dir, 'messages'), []);
+    assert.deepEqual(spool.heldStats, { messages: 0, bytes: 0, journalSegments: 1 });
+    await spool.close();
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a journalled message still queued after holdMs gets its own file and the journal lets go of it', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const { spool } = await openSpool(dir, { holdMs: 50, journalSegmentBytes: 4096 });
+    const ids = await accept(spool, 20);
+    await waitFor(() => spool.heldStats.messages === 0, 'all written out');
+    assert.deepEqual(await ls(dir, 'messages'), ids.map((id) => `${id}.eml`).sort());
+    for (const [i, id] of ids.entries()) assert.deepEqual(await readFile(spool.bodyPath(id)), bodyOf(i));
+    // Every segment but the current one held only these messages, so they are gone.
+    await waitFor(async () => (await ls(dir, 'journal')).length === 1, 'old segments deleted');
+    await spool.close();
+  } finally {
+    await cleanup();
+  }
+});
+
+test('removing a message while its file is being written leaves neither the file nor a journal entry in use', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const { spool } = await openSpool(dir);
+    const ids = await accept(spool, 10);
+    const writes = ids.map((id) => spool.ensureFile(id));
+    await Promise.all(ids.map((id) => spool.remove(id)));
+    await Promise.allSettled(writes);
+    assert.deepEqual(await ls(dir, 'messages'), []);
+    assert.equal(spool.heldStats.messages, 0);
+    await spool.close();
+  } finally {
+    await cleanup();
+  }
+});
+
+test('after a crash, queued messages are restored from the journal; removed ones are not', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const { spool } = await openSpool(dir, { journalSegmentBytes: 4096 });
+    const ids = await accept(spool, 30);
+    for (const id of ids.slice(0, 10)) await spool.remove(id);
+    // No close(): the process is gone; what is on disk is all there is.
+    const { spool: again, loaded } = await openSpool(dir);
+    assert.deepEqual(loaded.quarantined, []);
+    assert.deepEqual(loaded.records.map((r) => r.id).sort(), ids.slice(10).sort());
+    assert.deepEqual(await ls(dir, 'messages'), ids.slice(10).map((id) => `${id}.eml`).sort());
+    for (const [i, id] of ids.entries()) if (i >= 10) assert.deepEqual(await readFile(again.bodyPath(id)), bodyOf(i));
+    assert.equal((await ls(dir, 'journal')).length, 1, 'the old segments are deleted once restored');
+    await again.close();
+    await spool.close();
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a journal entry torn by a power cut: its message is quarantined, the others are restored', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const { spool } = await openSpool(dir);
+    const first = await accept(spool, 3);
+    const [last] = await accept(spool, 1, 3);
+    await spool.close();
+    // The record line made it to the disk but the end of the content did not.
+    const [segment] = await ls(dir, 'journal');
+    const path = join(dir, 'queue', 'v1', 'journal', segment!);
+    await truncate(path, (await stat(path)).size - 5);
+    const { spool: again, loaded } = await openSpool(dir);
+    assert.deepEqual(loaded.records.map((r) => r.id).sort(), [...first].sort());
+    assert.deepEqual(loaded.quarantined.map((q) => [q.id, q.reason]), [[last, 'content file is missing']]);
+    assert.deepEqual(await ls(dir, 'messages'), first.map((id) => `${id}.eml`).sort());
+    await again.close();
+  } finally {
+    await cleanup();
+  }
+});
