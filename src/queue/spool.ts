@@ -212,10 +212,12 @@ export class Spool {
       head.push(out);
       headLen += out.length;
       const joined = head.length > 1 ? Buffer.concat(head) : out;
-      if (joined.indexOf('\r\n\r\n') !== -1 || (joined[0] === 13 && joined[1] === 10) || headLen > MAX_HEADER_CAPTURE) {
+      const blank = joined[0] === 13 && joined[1] === 10 ? 0 : joined.indexOf('\r\n\r\n');
+      if (blank !== -1 || headLen > MAX_HEADER_CAPTURE) {
         headDone = true;
         head.length = 0;
-        head.push(joined.subarray(0, Math.min(joined.length, MAX_HEADER_CAPTURE)));
+        // Only the header block is kept (it becomes a string below), never the body.
+        head.push(joined.subarray(0, Math.min(blank !== -1 ? blank + 4 : joined.length, MAX_HEADER_CAPTURE)));
       } else if (head.length > 1) {
         head.length = 0;
         head.push(joined);

@@ -78,32 +78,38 @@ const HELD_BACK = 4;
 
 /**
  * DATA fast path. smtp-server's _feedDataStream looks at every byte for a line that starts with a
- * dot (an escape or the terminator). When a chunk holds no "LF ." at all, neither can happen in
- * it, and what the library would do is fixed: hold back its last bytes for the next chunk and
- * pass the rest on. That case is done here with one Buffer.indexOf; any chunk that contains
- * "LF ." (and the start of the data) goes to the library's own code unchanged.
+ * dot (an escape or the terminator). Up to the first "LF ." of a chunk neither can happen, and
+ * what the library would do with those bytes is fixed: pass them on, holding back the last few in
+ * case a terminator is split across reads. That part is done here with one Buffer.indexOf; the
+ * rest of the chunk, from its first "LF ." on, goes to the library's own code with exactly the
+ * held-back bytes it would have had. The start of the data when it begins with a dot, tiny chunks,
+ * and a "LF ." across the previous read's held-back bytes go to the library whole.
  */
 function feedDataFast(this: Parser, chunk: Buffer, done: (err?: Error | null) => void): void {
   const held = this._lastBytes && this._lastBytes.length ? this._lastBytes : undefined;
+  const dot = chunk.length <= HELD_BACK ? 0 : chunk.indexOf(LF_DOT);
   if (
-    this._atDataStart ||
-    chunk.length <= HELD_BACK ||
-    chunk.indexOf(LF_DOT) !== -1 ||
+    (this._atDataStart && chunk[0] === 0x2e) ||
+    (dot !== -1 && dot <= HELD_BACK) ||
     (held !== undefined && Buffer.concat([held, chunk.subarray(0, 1)]).indexOf(LF_DOT) !== -1)
   ) {
     this._lastBytes = false;
     SMTPStream.prototype._feedDataStream.call(this, held ? Buffer.concat([held, chunk], held.length + chunk.length) : chunk, done);
     return;
   }
-  // No dot starts a line here: pass on the held-back bytes and the chunk without joining them
-  // (a copy per read), and hold back the chunk's last bytes as the library would.
+  // No dot starts a line before `end`: pass on the held-back bytes and the chunk up to there
+  // without joining them (a copy per read), and hold back the last bytes as the library would.
   const stream = this._dataStream;
-  const emit = chunk.subarray(0, chunk.length - HELD_BACK);
-  this._lastBytes = chunk.subarray(chunk.length - HELD_BACK);
+  const end = dot === -1 ? chunk.length : dot;
+  const emit = chunk.subarray(0, end - HELD_BACK);
+  this._lastBytes = chunk.subarray(end - HELD_BACK, end);
   this._countDataBytes((held?.length ?? 0) + emit.length);
-  if (!stream || !stream.writable) return done();
-  if (held) stream.write(held);
-  if (stream.write(emit) || stream.destroyed) return done();
+  const writable = stream !== undefined && stream !== null && stream.writable;
+  if (writable && held) stream.write(held);
+  const flowing = writable ? stream.write(emit) : true;
+  // The library takes the rest from the first "LF ." on (and waits for 'drain' if need be).
+  if (dot !== -1) return SMTPStream.prototype._feedDataStream.call(this, chunk.subarray(dot), done);
+  if (!writable || flowing || stream.destroyed) return done();
   const resume = () => {
     stream.removeListener('drain', resume);
     stream.removeListener('close', resume);

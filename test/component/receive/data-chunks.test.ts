@@ -98,6 +98,41 @@ describe('message data in arbitrary pieces', () => {
     assert.equal(gatheredBytes(), 0);
   });
 
+  test('one large read: dot lines in the middle are unstuffed, and only CRLF . CRLF ends the data', async () => {
+    // Big enough to arrive in a few reads, each holding dots well after its start (the path that
+    // passes a read on up to its first "LF ." and lets the library take the rest).
+    const filler = Array.from({ length: 300 }, (_, i) => `filler ${i} ${'y'.repeat(120)}`);
+    const smuggled = 'x\n.\nMAIL FROM:<evil@fabrikam.com>\r\nRCPT TO:<victim@contoso.com>\r\nDATA\r\nspoofed\r\n.\nmore\r\n.\r';
+    const lines = [...filler.slice(0, 100), '.dot line', '..two', ...filler.slice(100, 200), smuggled, '.', ...filler.slice(200), 'end'];
+    const wire = Buffer.from(`Subject: one read\r\n\r\n${stuffed(lines)}`, 'latin1');
+    const c = await openData(h);
+    const before = h.intake.stored.length;
+    c.write(wire);
+    const done = await c.read();
+    assert.equal(done.code, 250, done.raw);
+    assert.equal(h.intake.stored.length, before + 1, 'exactly one message: nothing was smuggled');
+    const content = h.intake.stored.at(-1)!.content;
+    const body = content.slice(content.indexOf('\r\n\r\n') + 4);
+    assert.ok(body.startsWith(`${filler[0]}\r\n`));
+    assert.ok(body.includes(`${filler[99]}\r\n.dot line\r\n..two\r\n${filler[100]}\r\n`), 'escape dots removed once');
+    assert.ok(body.includes('MAIL FROM:<evil@fabrikam.com>'), 'the would-be commands stay message text');
+    assert.ok(body.includes(`\r\n.\r\n${filler[200]}\r\n`), 'a lone dot line (sent as "..") is content');
+    assert.ok(body.endsWith('\r\nend\r\n'));
+    assert.equal((await c.cmd('NOOP')).code, 250, 'the session goes on in command mode');
+    c.close();
+  });
+
+  test('data that starts with an escape dot, or with a lone dot line, is unstuffed at the very start', async () => {
+    for (const [first, expected] of [['..starts with a dot', '.starts with a dot'], ['..', '.']] as const) {
+      const c = await openData(h);
+      c.write(Buffer.from(`${first}\r\nSubject: x\r\n\r\nbody\r\n.\r\n`, 'latin1'));
+      assert.equal((await c.read()).code, 250);
+      const content = h.intake.stored.at(-1)!.content; // our Received header, then the data
+      assert.ok(content.endsWith(`\r\n${expected}\r\nSubject: x\r\n\r\nbody\r\n`), JSON.stringify(content.slice(-60)));
+      c.close();
+    }
+  });
+
   // 400 lines (~180 KB) reach the Intake as one Buffer; 1,200 lines (~540 KB) as a stream.
   for (const [seed, count] of [[1, 400], [7, 400], [42, 1200]] as const) {
     test(`dots at every kind of boundary are unstuffed exactly once (seed ${seed}, ${count} lines)`, async () => {
