@@ -133,14 +133,14 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
  * smart host (the crash tests' sink), with one-second retries. `acceptedDomain` adds an
  * Authoritative domain; `connectorExtra` adds lines to the Receive connector.
  */
-export function relayDaemonConfig(o: { dir: string; name: string; fqdn: string; smtpPort: number; sinkPort: number; acceptedDomain?: string; connectorExtra?: readonly string[] }): string {
+export function relayDaemonConfig(o: { dir: string; name: string; fqdn: string; smtpPort: number; sinkPort: number; adminPort?: number; acceptedDomain?: string; connectorExtra?: readonly string[] }): string {
   return `server:
   name: ${o.name}
   fqdn: ${o.fqdn}
   dataDir: ${o.dir}/spool
   logDir: ${o.dir}/log
   logLevel: warn
-  admin: { listen: "127.0.0.1:0" }
+  admin: { listen: "127.0.0.1:${o.adminPort ?? 0}" }
 ${o.acceptedDomain ? `acceptedDomains:\n  - { domainName: ${o.acceptedDomain}, domainType: Authoritative, default: true }\n` : ''}receiveConnectors:
   - name: Relay
     bindings: ["127.0.0.1:${o.smtpPort}"]
