@@ -238,10 +238,6 @@ export const transportServiceSchema = z
     messageTrackingLogMaxFileSize: size().prefault('10MB').describe('a tracking log file is closed at this size'),
     shutdownTimeout: duration().prefault('30s').describe('how long SIGTERM waits for sessions and deliveries in flight'),
     fsyncEnabled: z.boolean().default(true).describe('fsync spool files before acknowledging; never turn off in production'),
-    deliveryThread: z
-      .boolean()
-      .default(false)
-      .describe('run the Send connectors (outbound SMTP) on a second thread: more messages per second on a machine with spare cores, for about 20 MB more memory'),
   })
   .prefault({});
 

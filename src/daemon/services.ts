@@ -25,7 +25,6 @@ import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { createResolverFromConfig, type Resolver } from '../platform/dns.js';
 import { createSmtpDeliveryAgent } from '../delivery/smtp/agent.js';
-import { DeliveryThread } from '../delivery/smtp/thread.js';
 import type { SelfEndpoint } from '../policy/self-loop.js';
 import { createMailboxAgent, recipientExists } from '../delivery/mailbox.js';
 import { createDropDirectoryAgent } from '../delivery/drop-directory.js';
@@ -43,14 +42,7 @@ class AgentRegistry {
   readonly #agents = new Map<string, DeliveryAgent>();
   constructor(
     private readonly config: Config,
-    private readonly deps: {
-      logger: Logger;
-      protocolLog: ProtocolLogWriter;
-      resolver: Resolver;
-      selfEndpoints?: () => readonly SelfEndpoint[];
-      /** Send connectors' agents run on the delivery thread, this configuration being generation `gen`. */
-      thread?: { readonly thread: DeliveryThread; readonly gen: number };
-    },
+    private readonly deps: { logger: Logger; protocolLog: ProtocolLogWriter; resolver: Resolver; selfEndpoints?: () => readonly SelfEndpoint[] },
   ) {}
 
   get(key: NextHopKey): DeliveryAgent {
@@ -64,14 +56,13 @@ class AgentRegistry {
   }
 
   #build(key: NextHopKey): DeliveryAgent {
-    const { logger, protocolLog, resolver, selfEndpoints, thread } = this.deps;
+    const { logger, protocolLog, resolver, selfEndpoints } = this.deps;
     const config = this.config;
     switch (key.deliveryType) {
       case 'DnsConnectorDelivery':
       case 'SmartHostConnectorDelivery': {
         const connector = config.sendConnectors.find((c) => c.name === key.connector);
         if (!connector) return missingConnector(key);
-        if (thread) return thread.thread.agent(thread.gen, connector.name);
         return createSmtpDeliveryAgent({ config, connector, resolver, logger, protocolLog, ...(selfEndpoints ? { selfEndpoints } : {}) });
       }
       case 'SmtpDeliveryToMailbox':
@@ -176,11 +167,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
 
     // The SMTP agents ask for the endpoints actually bound, to detect an MX or smart host that is us.
     const selfEndpoints = (): readonly SelfEndpoint[] => live.receive?.address() ?? [];
-    // transportService.deliveryThread: outbound SMTP on a thread of its own (delivery/smtp/thread.ts).
-    const deliveryThread = config.transportService.deliveryThread ? DeliveryThread.start(config, logger) : undefined;
-    if (deliveryThread) cleanups.push(() => deliveryThread.close());
-    const threadFor = (gen: number | undefined) => (deliveryThread && gen !== undefined ? { thread: { thread: deliveryThread, gen } } : {});
-    let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config), selfEndpoints, ...threadFor(deliveryThread?.generation) });
+    let agents = new AgentRegistry(config, { logger, protocolLog, resolver: createResolverFromConfig(config), selfEndpoints });
     const transport = new Transport({ config, logger, tracking, agents: (key) => agents.get(key) });
     await transport.start();
     live.transport = transport;
@@ -209,7 +196,6 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     });
     await receive.start();
     live.receive = receive;
-    deliveryThread?.setEndpoints(receive.address());
     cleanups.push(() => receive.stop(0));
 
     const pickup = new PickupService({ config, intake: transport.intake, logger, tracking, isQueued: (key) => transport.hasDedupeKey(key) });
@@ -237,15 +223,11 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       listening: () => [...receive.address().map((b) => `${b.address}:${b.port}`), `admin ${admin.address}:${admin.port}`],
       async reload(next: Config) {
         const tls = await loadTls(next);
-        if (next.transportService.deliveryThread !== (deliveryThread !== undefined)) {
-          logger.warn({ code: 'RESTART_NEEDED' }, 'transportService.deliveryThread changed: it takes effect at the next start');
-        }
         const oldAgents = agents;
-        agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next), selfEndpoints, ...threadFor(deliveryThread?.configure(next)) });
+        agents = new AgentRegistry(next, { logger, protocolLog, resolver: createResolverFromConfig(next), selfEndpoints });
         config = next;
         users.setFile(next.users.file);
         await receive.reload(next, tls ?? null);
-        deliveryThread?.setEndpoints(receive.address());
         transport.reload(next);
         await pickup.reload(next);
         // Connections pooled by the old agents finish their current deliveries, then close.
@@ -259,7 +241,6 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
         await pickup.stop();
         await transport.stop(Math.max(0, deadline - Date.now()));
         await agents.close();
-        await deliveryThread?.close();
         await admin.close();
         trackingLog.close();
         await protocolLog.close();

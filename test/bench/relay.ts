@@ -7,8 +7,7 @@
  * compares runs minutes apart. Prints the harness's report with ratios against Postfix.
  *
  * Options: --quick (1/10 of the messages), --runs N (default 1), --workloads 2k,2k-reuse,100k,
- * --no-postfix (Mailyard only), --no-fsync (for comparison only; never a production setting),
- * --delivery-thread (also run Mailyard with transportService.deliveryThread on, as "mailyard-thread").
+ * --no-postfix (Mailyard only), --no-fsync (for comparison only; never a production setting).
  * Never asserts timings; it only reports.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -53,7 +52,7 @@ function sh(cmd: string, argv: string[]): number {
   return r.status ?? 1;
 }
 
-function benchConfig(dir: string, thread: boolean): string {
+function benchConfig(dir: string): string {
   const file = join(dir, 'mailyard-bench.yaml');
   writeFileSync(
     file,
@@ -83,7 +82,6 @@ sendConnectors:
 transportService:
   maxPerDomainOutboundConnections: 20
   fsyncEnabled: ${flag('--no-fsync') ? 'false' : 'true'}
-  deliveryThread: ${thread ? 'true' : 'false'}
 `,
   );
   return file;
@@ -129,17 +127,15 @@ for (let rep = 1; rep <= runs; rep++) {
       lines[lines.length - 1] = JSON.stringify(last);
       writeFileSync(results, `${lines.join('\n')}\n`);
     }
-    for (const thread of flag('--delivery-thread') ? [false, true] : [false]) {
-      const child = await startMailyard(benchConfig(mkdtempSync(join(work, `run-${wl}-`)), thread));
-      const n = Number(common[1]);
-      sh(process.execPath, [
-        join(benchDir, 'lib', 'run-case.js'),
-        '--target', `127.0.0.1:${mtaPort}`, '--sink-port', String(sinkPort), ...common,
-        '--label', thread ? 'mailyard-thread' : 'mailyard', '--workload', wl, '--rep', String(rep), '--json', results,
-        '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
-      ]);
-      await stopMailyard(child);
-    }
+    const child = await startMailyard(benchConfig(mkdtempSync(join(work, `run-${wl}-`))));
+    const n = Number(common[1]);
+    sh(process.execPath, [
+      join(benchDir, 'lib', 'run-case.js'),
+      '--target', `127.0.0.1:${mtaPort}`, '--sink-port', String(sinkPort), ...common,
+      '--label', 'mailyard', '--workload', wl, '--rep', String(rep), '--json', results,
+      '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
+    ]);
+    await stopMailyard(child);
   }
 }
 sh(process.execPath, [join(benchDir, 'lib', 'report.js'), results, ...(withPostfix ? ['--ref', 'postfix'] : []), '--markdown']);
