@@ -20,19 +20,13 @@ import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../platform/fs-atomic.js';
+import { GroupCommit, appendDurably } from '../platform/group-commit.js';
 
 const MAGIC = Buffer.from('MYC1', 'latin1');
 const ID_BYTES = 20;
 const HEADER_BYTES = MAGIC.length + ID_BYTES + 8;
 const SEGMENT_RE = /^(\d{10})\.dat$/;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
-
-interface Pending {
-  readonly id: string;
-  readonly frame: Buffer[];
-  readonly resolve: (seq: number) => void;
-  readonly reject: (e: unknown) => void;
-}
 
 /** The header of one framed entry (pure; exported for tests). */
 export function frameHeader(id: string, content: Buffer): Buffer {
@@ -70,8 +64,12 @@ export class ContentJournal {
   /** seq -> messages whose only durable copy is in that segment */
   private readonly live = new Map<number, number>();
   private current: { seq: number; fh: FileHandle; bytes: number } | undefined;
-  private pending: Pending[] = [];
-  private running = false;
+  private readonly group = new GroupCommit<Buffer[], number>(
+    (frames) => this.commit(frames),
+    async () => {
+      if (this.current && this.current.bytes >= this.segmentBytes) await this.startSegment(this.current.seq + 1);
+    },
+  );
   private closed = false;
   /** fdatasync calls made (benchmarks). */
   syncs = 0;
@@ -133,54 +131,17 @@ export class ContentJournal {
   /** Appends one message; resolves with its segment number once it is durable. */
   append(id: string, content: Buffer): Promise<number> {
     if (this.closed) return Promise.reject(new Error('content journal closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ id, frame: [frameHeader(id, content), content], resolve, reject });
-      if (!this.running) {
-        this.running = true;
-        setImmediate(() => void this.commit());
-      }
-    });
+    return this.group.add([frameHeader(id, content), content]);
   }
 
-  private async commit(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
-    try {
-      const cur = this.current;
-      if (!cur) throw new Error('content journal not open');
-      const bufs = batch.flatMap((p) => p.frame);
-      let total = 0;
-      for (const b of bufs) total += b.length;
-      let done = 0;
-      while (done < total) {
-        let skip = done;
-        const rest: Buffer[] = [];
-        for (const b of bufs) {
-          if (skip >= b.length) skip -= b.length;
-          else {
-            rest.push(skip ? b.subarray(skip) : b);
-            skip = 0;
-          }
-        }
-        done += (await cur.fh.writev(rest)).bytesWritten;
-      }
-      if (this.fsync) {
-        await cur.fh.datasync();
-        this.syncs++;
-      }
-      cur.bytes += total;
-      this.live.set(cur.seq, (this.live.get(cur.seq) ?? 0) + batch.length);
-      for (const p of batch) p.resolve(cur.seq);
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    }
-    try {
-      if (this.current && this.current.bytes >= this.segmentBytes) await this.startSegment(this.current.seq + 1);
-    } catch {
-      /* rotation is tried again after the next batch */
-    }
-    if (this.pending.length) setImmediate(() => void this.commit());
-    else this.running = false;
+  /** One batch: every entry in one writev, one fdatasync; the segment then holds them all. */
+  private async commit(frames: Buffer[][]): Promise<number> {
+    const cur = this.current;
+    if (!cur) throw new Error('content journal not open');
+    cur.bytes += await appendDurably(cur.fh, frames.flat(), this.fsync);
+    if (this.fsync) this.syncs++;
+    this.live.set(cur.seq, (this.live.get(cur.seq) ?? 0) + frames.length);
+    return cur.seq;
   }
 
   /** A message appended to segment `seq` no longer needs it (removed, or has its own file now). */
@@ -203,7 +164,7 @@ export class ContentJournal {
   }
 
   async close(): Promise<void> {
-    while (this.running || this.pending.length) await new Promise((r) => setTimeout(r, 5));
+    await this.group.drained();
     this.closed = true;
     await this.current?.fh.close().catch(() => {});
     this.current = undefined;

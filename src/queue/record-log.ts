@@ -12,6 +12,7 @@
 import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../platform/fs-atomic.js';
+import { GroupCommit, appendDurably } from '../platform/group-commit.js';
 
 export interface LogEntry {
   readonly id: string;
@@ -26,13 +27,6 @@ export interface ReplayResult {
   readonly damaged: { readonly id?: string; readonly where: string; readonly raw: string; readonly reason: string }[];
 }
 
-interface Pending {
-  readonly buf: Buffer;
-  readonly entries: readonly LogEntry[];
-  readonly resolve: () => void;
-  readonly reject: (e: unknown) => void;
-}
-
 const SEGMENT_RE = /^(\d{10})\.jsonl$/;
 const MIN_ROTATE_BYTES = 16 * 1024 * 1024;
 
@@ -40,8 +34,10 @@ export class RecordLog {
   private segments = new Map<number, { live: number }>();
   private where = new Map<string, number>();
   private current: { seq: number; fh: FileHandle; bytes: number } | undefined;
-  private pending: Pending[] = [];
-  private running = false;
+  private readonly group = new GroupCommit<{ readonly buf: Buffer; readonly entries: readonly LogEntry[] }, void>(
+    (batch) => this.commit(batch),
+    () => this.maybeRotate(),
+  );
   private closed = false;
   /** fdatasync calls made (benchmarks). */
   syncs = 0;
@@ -147,43 +143,16 @@ export class RecordLog {
   append(entries: readonly LogEntry[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error('record log closed'));
     const buf = Buffer.from(entries.map((e) => `${e.text ?? JSON.stringify({ removed: e.id })}\n`).join(''), 'utf8');
-    return new Promise((resolve, reject) => {
-      this.pending.push({ buf, entries, resolve, reject });
-      if (!this.running) this.kick();
-    });
+    return this.group.add({ buf, entries });
   }
 
-  private kick(): void {
-    this.running = true;
-    setImmediate(() => void this.commit());
-  }
-
-  private async commit(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
-    try {
-      const cur = this.current;
-      if (!cur) throw new Error('record log not open');
-      const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
-      let off = 0;
-      while (off < buf.length) off += (await cur.fh.write(buf, off, buf.length - off)).bytesWritten;
-      if (this.fsync) {
-        await cur.fh.datasync();
-        this.syncs++;
-      }
-      cur.bytes += buf.length;
-      for (const p of batch) for (const e of p.entries) this.account(e, cur.seq);
-      for (const p of batch) p.resolve();
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    }
-    try {
-      await this.maybeRotate();
-    } catch {
-      /* rotation is retried at the next commit */
-    }
-    if (this.pending.length) setImmediate(() => void this.commit());
-    else this.running = false;
+  /** One batch: one write and one fdatasync, then the entries count for the current segment. */
+  private async commit(batch: readonly { readonly buf: Buffer; readonly entries: readonly LogEntry[] }[]): Promise<void> {
+    const cur = this.current;
+    if (!cur) throw new Error('record log not open');
+    cur.bytes += await appendDurably(cur.fh, batch.map((p) => p.buf), this.fsync);
+    if (this.fsync) this.syncs++;
+    for (const p of batch) for (const e of p.entries) this.account(e, cur.seq);
   }
 
   private account(e: LogEntry, seq: number): void {
@@ -217,10 +186,7 @@ export class RecordLog {
     if (moved.length) {
       const buf = Buffer.from(moved.map((e) => `${e.text ?? JSON.stringify({ removed: e.id })}\n`).join(''), 'utf8');
       const c = this.current!;
-      let off = 0;
-      while (off < buf.length) off += (await c.fh.write(buf, off, buf.length - off)).bytesWritten;
-      if (this.fsync) await c.fh.datasync();
-      c.bytes += buf.length;
+      c.bytes += await appendDurably(c.fh, [buf], this.fsync);
       for (const e of moved) this.account(e, newSeq);
     }
     for (const [seq, s] of [...this.segments]) {
@@ -242,7 +208,7 @@ export class RecordLog {
   }
 
   async close(): Promise<void> {
-    while (this.running || this.pending.length) await new Promise((r) => setTimeout(r, 5));
+    await this.group.drained();
     this.closed = true;
     await this.current?.fh.close().catch(() => {});
     this.current = undefined;

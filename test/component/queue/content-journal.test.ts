@@ -18,6 +18,16 @@ function record(id: MessageId): MessageRecord {
 const bodyOf = (i: number) => Buffer.from(`Subject: message ${i}\r\n\r\n${'x'.repeat(300 + i)}\r\n`, 'latin1');
 const ls = async (dir: string, sub: string) => (await readdir(join(dir, 'queue', 'v1', sub))).filter((n) => !n.startsWith('.')).sort();
 
+/** Runs `fn` with a fresh data directory that is removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await cleanup();
+  }
+}
+
 async function openSpool(dir: string, opts: { holdMs?: number; journalSegmentBytes?: number } = {}) {
   const spool = new Spool({ dataDir: dir, fsync: true, logger, ...opts });
   await spool.init();
@@ -37,9 +47,8 @@ async function accept(spool: Spool, n: number, from = 0): Promise<MessageId[]> {
   );
 }
 
-test('journalled messages that leave the queue never get a file, and emptied journal segments are deleted', async () => {
-  const { dir, cleanup } = await tempDir();
-  try {
+test('journalled messages that leave the queue never get a file, and emptied journal segments are deleted', () =>
+  inTempDir(async (dir) => {
     const { spool } = await openSpool(dir, { journalSegmentBytes: 4096 });
     const ids = await accept(spool, 40);
     assert.deepEqual(await ls(dir, 'messages'), [], 'no content file while journalled');
@@ -50,14 +59,10 @@ test('journalled messages that leave the queue never get a file, and emptied jou
     assert.deepEqual(await ls(dir, 'messages'), []);
     assert.deepEqual(spool.heldStats, { messages: 0, bytes: 0, journalSegments: 1 });
     await spool.close();
-  } finally {
-    await cleanup();
-  }
-});
+  }));
 
-test('a journalled message still queued after holdMs gets its own file and the journal lets go of it', async () => {
-  const { dir, cleanup } = await tempDir();
-  try {
+test('a journalled message still queued after holdMs gets its own file and the journal lets go of it', () =>
+  inTempDir(async (dir) => {
     const { spool } = await openSpool(dir, { holdMs: 50, journalSegmentBytes: 4096 });
     const ids = await accept(spool, 20);
     await waitFor(() => spool.heldStats.messages === 0, 'all written out');
@@ -66,14 +71,10 @@ test('a journalled message still queued after holdMs gets its own file and the j
     // Every segment but the current one held only these messages, so they are gone.
     await waitFor(async () => (await ls(dir, 'journal')).length === 1, 'old segments deleted');
     await spool.close();
-  } finally {
-    await cleanup();
-  }
-});
+  }));
 
-test('removing a message while its file is being written leaves neither the file nor a journal entry in use', async () => {
-  const { dir, cleanup } = await tempDir();
-  try {
+test('removing a message while its file is being written leaves neither the file nor a journal entry in use', () =>
+  inTempDir(async (dir) => {
     const { spool } = await openSpool(dir);
     const ids = await accept(spool, 10);
     const writes = ids.map((id) => spool.ensureFile(id));
@@ -82,14 +83,10 @@ test('removing a message while its file is being written leaves neither the file
     assert.deepEqual(await ls(dir, 'messages'), []);
     assert.equal(spool.heldStats.messages, 0);
     await spool.close();
-  } finally {
-    await cleanup();
-  }
-});
+  }));
 
-test('after a crash, queued messages are restored from the journal; removed ones are not', async () => {
-  const { dir, cleanup } = await tempDir();
-  try {
+test('after a crash, queued messages are restored from the journal; removed ones are not', () =>
+  inTempDir(async (dir) => {
     const { spool } = await openSpool(dir, { journalSegmentBytes: 4096 });
     const ids = await accept(spool, 30);
     for (const id of ids.slice(0, 10)) await spool.remove(id);
@@ -102,14 +99,10 @@ test('after a crash, queued messages are restored from the journal; removed ones
     assert.equal((await ls(dir, 'journal')).length, 1, 'the old segments are deleted once restored');
     await again.close();
     await spool.close();
-  } finally {
-    await cleanup();
-  }
-});
+  }));
 
-test('a journal entry torn by a power cut: its message is quarantined, the others are restored', async () => {
-  const { dir, cleanup } = await tempDir();
-  try {
+test('a journal entry torn by a power cut: its message is quarantined, the others are restored', () =>
+  inTempDir(async (dir) => {
     const { spool } = await openSpool(dir);
     const first = await accept(spool, 3);
     const [last] = await accept(spool, 1, 3);
@@ -123,7 +116,4 @@ test('a journal entry torn by a power cut: its message is quarantined, the other
     assert.deepEqual(loaded.quarantined.map((q) => [q.id, q.reason]), [[last, 'content file is missing']]);
     assert.deepEqual(await ls(dir, 'messages'), first.map((id) => `${id}.eml`).sort());
     await again.close();
-  } finally {
-    await cleanup();
-  }
-});
+  }));
