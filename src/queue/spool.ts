@@ -106,6 +106,8 @@ export interface SpoolOptions {
   readonly journal?: boolean;
   /** Milliseconds a journalled message may wait before it gets its own file (default 5 s). */
   readonly holdMs?: number;
+  /** Bytes of journalled messages held in memory at most (default 32 MB; tests use less). */
+  readonly holdBudgetBytes?: number;
 }
 
 export interface QuarantinedRecord {
@@ -150,6 +152,7 @@ export class Spool {
   private readonly held = new Map<string, Held>();
   private heldBytes = 0;
   private readonly holdMs: number;
+  private readonly holdBudget: number;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly logger: Logger;
   readonly fsync: boolean;
@@ -164,6 +167,7 @@ export class Spool {
     this.journalDir = join(this.root, 'journal');
     this.fsync = opts.fsync;
     this.holdMs = opts.holdMs ?? HOLD_MS;
+    this.holdBudget = opts.holdBudgetBytes ?? HOLD_BUDGET_BYTES;
     if (opts.journal !== false) this.journal = new ContentJournal(this.journalDir, opts.fsync, opts.journalSegmentBytes);
     this.logger = opts.logger;
     this.msgDir = new DirSyncer([this.messagesDir], { fsync: opts.fsync });
@@ -247,7 +251,7 @@ export class Spool {
         else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
       }
       let file: StagedContent;
-      if (gathered && this.journal && this.heldBytes + size <= HOLD_BUDGET_BYTES) {
+      if (gathered && this.journal && this.heldBytes + size <= this.holdBudget) {
         this.heldBytes += size; // reserved now; given back by commitNew on failure or by release
         file = new JournalContent(gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, size));
       } else if (gathered) {

@@ -28,7 +28,7 @@ async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-async function openSpool(dir: string, opts: { holdMs?: number; journalSegmentBytes?: number } = {}) {
+async function openSpool(dir: string, opts: { holdMs?: number; journalSegmentBytes?: number; holdBudgetBytes?: number } = {}) {
   const spool = new Spool({ dataDir: dir, fsync: true, logger, ...opts });
   await spool.init();
   const loaded = await spool.load();
@@ -116,4 +116,21 @@ test('a journal entry torn by a power cut: its message is quarantined, the other
     assert.deepEqual(loaded.quarantined.map((q) => [q.id, q.reason]), [[last, 'content file is missing']]);
     assert.deepEqual(await ls(dir, 'messages'), first.map((id) => `${id}.eml`).sort());
     await again.close();
+  }));
+
+test('past the memory budget for journalled messages, new ones get their own file at once', () =>
+  inTempDir(async (dir) => {
+    // The test messages are 324-329 bytes: three fit in 1,100 bytes, the fourth does not.
+    const { spool } = await openSpool(dir, { holdBudgetBytes: 1100 });
+    const ids: MessageId[] = [];
+    for (let i = 0; i < 5; i++) ids.push(...(await accept(spool, 1, i)));
+    assert.equal(spool.heldStats.messages, 3);
+    assert.deepEqual(await ls(dir, 'messages'), ids.slice(3).map((id) => `${id}.eml`).sort());
+    for (const [i, id] of ids.entries()) assert.deepEqual(await spool.readContent(id), bodyOf(i));
+    // Memory is given back when a held message leaves: the next one is journalled again.
+    await spool.remove(ids[0]!);
+    const [next] = await accept(spool, 1, 5);
+    assert.equal(spool.heldStats.messages, 3);
+    assert.ok(!(await ls(dir, 'messages')).includes(`${next}.eml`));
+    await spool.close();
   }));
