@@ -15,6 +15,10 @@ describe('protocol log CSV', () => {
     ['220 a, b', '"220 a, b"'],
     ['say "hi"', '"say ""hi"""'],
     ['two\r\nlines', 'two lines'],
+    ['bare\nLF and bare\rCR', 'bare LF and bare CR'],
+    ['line\n', '"line "'],
+    [' leading space', '" leading space"'],
+    ['trailing tab\t', '"trailing tab\t"'],
     ['', ''],
   ];
   for (const [input, out] of fields) test(`field ${JSON.stringify(input)}`, () => assert.equal(csvField(input), out));
