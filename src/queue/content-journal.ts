@@ -12,9 +12,11 @@
  * the segments back (`scan`), writes out the messages whose records are live, and deletes them.
  *
  * Framing of one entry: "MYC1" | 20-byte id (ASCII) | length (u32 BE) | CRC-32 of id + content
- * (u32 BE) | content. A torn or damaged entry ends the scan of its segment: everything after it was
- * written later and, if its record is live, is recovered from nowhere, exactly like a content file
- * that never reached the disk (the record goes to quarantine).
+ * (u32 BE) | content. A torn or damaged entry is skipped: the scan looks for the next entry marker
+ * and goes on from there (a write cut short by a full disk is followed by later, good entries). A
+ * message whose entry is unreadable is recovered from nowhere, exactly like a content file that
+ * never reached the disk (its record goes to quarantine). After a failed write the journal also
+ * starts a new segment, so nothing is appended behind a torn entry.
  */
 import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
@@ -38,36 +40,56 @@ export function frameHeader(id: string, content: Buffer): Buffer {
   return h;
 }
 
+/** The entry at `off` (id and content views into `buf`), or undefined when it is torn or damaged. */
+function entryAt(buf: Buffer, off: number): { id: string; content: Buffer; end: number } | undefined {
+  if (buf.length - off < HEADER_BYTES || !buf.subarray(off, off + MAGIC.length).equals(MAGIC)) return undefined;
+  const idBytes = buf.subarray(off + MAGIC.length, off + MAGIC.length + ID_BYTES);
+  const len = buf.readUInt32BE(off + MAGIC.length + ID_BYTES);
+  const sum = buf.readUInt32BE(off + MAGIC.length + ID_BYTES + 4);
+  const start = off + HEADER_BYTES;
+  if (start + len > buf.length) return undefined;
+  const content = buf.subarray(start, start + len);
+  if (crc32(content, crc32(idBytes)) !== sum) return undefined;
+  return { id: idBytes.toString('latin1'), content, end: start + len };
+}
+
 /**
- * Reads the entries of one segment image in order; stops at the first torn or damaged entry.
- * Returns id -> content (views into `buf`) and whether the segment ended cleanly.
+ * Reads the entries of one segment image in order. A torn or damaged entry is skipped by looking
+ * for the next entry marker. Returns id -> content (views into `buf`) and whether every byte
+ * belonged to a good entry.
  */
 export function parseSegment(buf: Buffer): { entries: Map<string, Buffer>; clean: boolean } {
   const entries = new Map<string, Buffer>();
+  let clean = true;
   let off = 0;
   while (off < buf.length) {
-    if (buf.length - off < HEADER_BYTES || !buf.subarray(off, off + MAGIC.length).equals(MAGIC)) return { entries, clean: false };
-    const idBytes = buf.subarray(off + MAGIC.length, off + MAGIC.length + ID_BYTES);
-    const len = buf.readUInt32BE(off + MAGIC.length + ID_BYTES);
-    const sum = buf.readUInt32BE(off + MAGIC.length + ID_BYTES + 4);
-    const start = off + HEADER_BYTES;
-    if (start + len > buf.length) return { entries, clean: false };
-    const content = buf.subarray(start, start + len);
-    if (crc32(content, crc32(idBytes)) !== sum) return { entries, clean: false };
-    entries.set(idBytes.toString('latin1'), content);
-    off = start + len;
+    const e = entryAt(buf, off);
+    if (e) {
+      entries.set(e.id, e.content);
+      off = e.end;
+      continue;
+    }
+    clean = false;
+    const next = buf.indexOf(MAGIC, off + 1);
+    if (next === -1) break;
+    off = next;
   }
-  return { entries, clean: true };
+  return { entries, clean };
 }
 
 export class ContentJournal {
   /** seq -> messages whose only durable copy is in that segment */
   private readonly live = new Map<number, number>();
   private current: { seq: number; fh: FileHandle; bytes: number } | undefined;
+  /** A write failed part-way: the next batch goes to a new segment, never behind a torn entry. */
+  private torn = false;
   private readonly group = new GroupCommit<Buffer[], number>(
     (frames) => this.commit(frames),
     async () => {
-      if (this.current && this.current.bytes >= this.segmentBytes) await this.startSegment(this.current.seq + 1);
+      if (this.current && (this.torn || this.current.bytes >= this.segmentBytes)) {
+        await this.startSegment(this.current.seq + 1);
+        this.torn = false;
+      }
     },
   );
   private closed = false;
@@ -118,7 +140,10 @@ export class ContentJournal {
 
   private async startSegment(seq: number): Promise<void> {
     const fh = await open(this.pathOf(seq), 'a', 0o640);
-    if (this.fsync) await fsyncDir(this.dir);
+    if (this.fsync) await fsyncDir(this.dir).catch(async (err: unknown) => {
+      await fh.close().catch(() => {});
+      throw err;
+    });
     const old = this.current;
     this.current = { seq, fh, bytes: 0 };
     this.live.set(seq, 0);
@@ -138,7 +163,13 @@ export class ContentJournal {
   private async commit(frames: Buffer[][]): Promise<number> {
     const cur = this.current;
     if (!cur) throw new Error('content journal not open');
-    cur.bytes += await appendDurably(cur.fh, frames.flat(), this.fsync);
+    if (this.torn) throw new Error('content journal: no usable segment after a failed write');
+    try {
+      cur.bytes += await appendDurably(cur.fh, frames.flat(), this.fsync);
+    } catch (err) {
+      this.torn = true;
+      throw err;
+    }
     if (this.fsync) this.syncs++;
     this.live.set(cur.seq, (this.live.get(cur.seq) ?? 0) + frames.length);
     return cur.seq;

@@ -30,14 +30,25 @@ test('a torn last entry (cut anywhere in its header or content) is dropped; the 
   }
 });
 
-test('a flipped byte in the content, the id or the length stops the scan at that entry', () => {
+test('a flipped byte in the marker, the id, the length or the content loses that entry only', () => {
   const first = entry(ID_A, 'first\r\n');
   const second = entry(ID_B, 'second message\r\n');
-  for (const at of [4, 10, 24, 27, 32, second.length - 1]) {
+  for (const at of [0, 4, 10, 24, 27, 32, second.length - 1]) {
     const bad = Buffer.from(second);
     bad[at] = bad[at]! ^ 0x20;
     const { entries, clean } = parseSegment(Buffer.concat([first, bad, entry('019B8D627A80BF07E014', 'third\r\n')]));
     assert.equal(clean, false, `byte ${at}`);
-    assert.deepEqual([...entries.keys()], [ID_A], `byte ${at}`);
+    assert.deepEqual([...entries.keys()], [ID_A, '019B8D627A80BF07E014'], `byte ${at}`);
+    assert.equal(entries.get('019B8D627A80BF07E014')!.toString('latin1'), 'third\r\n');
   }
+});
+
+test('an entry cut short in the middle of a segment (a write that failed on a full disk) does not hide the entries after it', () => {
+  const first = entry(ID_A, 'first\r\n');
+  const torn = entry(ID_B, 'x'.repeat(500)).subarray(0, 200);
+  const after = entry('019B8D627A80BF07E014', 'written after the failure\r\n');
+  const { entries, clean } = parseSegment(Buffer.concat([first, torn, after]));
+  assert.equal(clean, false);
+  assert.deepEqual([...entries.keys()], [ID_A, '019B8D627A80BF07E014']);
+  assert.equal(entries.get('019B8D627A80BF07E014')!.toString('latin1'), 'written after the failure\r\n');
 });
