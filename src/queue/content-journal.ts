@@ -9,7 +9,8 @@
  * soon as it is still queued after its first attempt, has waited a few seconds, or memory runs
  * short; only then does the journal stop holding it. A segment that no longer holds any queued
  * message, and is no longer the one being appended to, is deleted. After a crash the spool reads
- * the segments back (`scan`), writes out the messages whose records are live, and deletes them.
+ * the segments back (`scan`) and holds the messages whose records are live again, exactly as
+ * before the crash: no extra disk space is needed to start, even on a full disk.
  *
  * Framing of one entry: "MYC1" | 20-byte id (ASCII) | length (u32 BE) | CRC-32 of id + content
  * (u32 BE) | content. A torn or damaged entry is skipped: the scan looks for the next entry marker
@@ -115,26 +116,34 @@ export class ContentJournal {
   }
 
   /**
-   * Start-up: calls `take(id, content)` for every intact entry of the segments left by the last
-   * run (a segment at a time, so memory stays about one segment). The caller writes out the ones
-   * it still needs before calling `open()`, which deletes those segments.
+   * Start-up: calls `take(id, content, seq)` for every intact entry of the segments left by the
+   * last run. `take` returns true for an entry the queue still needs (a live record without a file
+   * of its own); the segment is then kept until those messages are released, as if they had just
+   * been appended. `open()` deletes the segments nobody needs.
    */
-  async scan(take: (id: string, content: Buffer) => Promise<void>): Promise<{ segments: number; damaged: number }> {
+  async scan(take: (id: string, content: Buffer, seq: number) => boolean): Promise<{ segments: number; damaged: number }> {
     let damaged = 0;
     const names = await this.segmentNames();
-    for (const { name } of names) {
+    for (const { name, seq } of names) {
       const { entries, clean } = parseSegment(await readFile(join(this.dir, name)));
       if (!clean) damaged++;
-      for (const [id, content] of entries) await take(id, content);
+      let kept = 0;
+      for (const [id, content] of entries) if (take(id, content, seq)) kept++;
+      if (kept) this.live.set(seq, kept);
     }
     return { segments: names.length, damaged };
   }
 
-  /** Deletes the segments of the last run (after `scan`) and starts a fresh one for appends. */
+  /** Deletes the old segments that hold nothing still queued (after `scan`) and starts a fresh one for appends. */
   async open(): Promise<void> {
     const old = await this.segmentNames();
-    for (const { name } of old) await unlink(join(this.dir, name)).catch(() => {});
-    if (old.length && this.fsync) await fsyncDir(this.dir);
+    let deleted = 0;
+    for (const { name, seq } of old) {
+      if (this.live.has(seq)) continue;
+      await unlink(join(this.dir, name)).catch(() => {});
+      deleted++;
+    }
+    if (deleted && this.fsync) await fsyncDir(this.dir);
     await this.startSegment((old.at(-1)?.seq ?? 0) + 1);
   }
 

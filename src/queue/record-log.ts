@@ -28,6 +28,7 @@ export interface ReplayResult {
 }
 
 const SEGMENT_RE = /^(\d{10})\.jsonl$/;
+const NEWLINE = Buffer.from('\n');
 const MIN_ROTATE_BYTES = 16 * 1024 * 1024;
 
 export class RecordLog {
@@ -39,6 +40,8 @@ export class RecordLog {
     () => this.maybeRotate(),
   );
   private closed = false;
+  /** A write failed part-way: the next batch starts with a newline, so the torn line stays alone. */
+  private torn = false;
   /** fdatasync calls made (benchmarks). */
   syncs = 0;
 
@@ -150,7 +153,17 @@ export class RecordLog {
   private async commit(batch: readonly { readonly buf: Buffer; readonly entries: readonly LogEntry[] }[]): Promise<void> {
     const cur = this.current;
     if (!cur) throw new Error('record log not open');
-    cur.bytes += await appendDurably(cur.fh, batch.map((p) => p.buf), this.fsync);
+    const bufs = batch.map((p) => p.buf);
+    // After a short write (a full disk) the file ends in the middle of a line; without this the
+    // next record would be glued to it and read back as part of one damaged line.
+    if (this.torn) bufs.unshift(NEWLINE);
+    try {
+      cur.bytes += await appendDurably(cur.fh, bufs, this.fsync);
+    } catch (err) {
+      this.torn = true;
+      throw err;
+    }
+    this.torn = false;
     if (this.fsync) this.syncs++;
     for (const p of batch) for (const e of p.entries) this.account(e, cur.seq);
   }

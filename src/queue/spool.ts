@@ -423,7 +423,7 @@ export class Spool {
     // Half-written content files (a crash while a journalled message got its own file).
     for (const n of names) if (n.endsWith('.tmp')) await unlink(join(this.messagesDir, n)).catch(() => {});
     const { records: parsed, damaged } = await this.log.replay();
-    await this.recoverJournal(parsed, messageNames);
+    const journal = await this.recoverJournal(parsed, messageNames);
     const interner = new Interner();
     const records: MessageRecord[] = [];
     const quarantined: QuarantinedRecord[] = [];
@@ -437,8 +437,14 @@ export class Spool {
       const rec = decodeRecord(obj, id);
       let reason: string | undefined;
       if ('error' in rec) reason = rec.error;
-      else if (!messageNames.has(`${id}.eml`)) reason = 'content file is missing';
+      else if (!messageNames.has(`${id}.eml`) && !this.held.has(id)) reason = 'content file is missing';
       if (reason !== undefined) {
+        const held = this.held.get(id);
+        if (held) {
+          // Its content was only in the journal: it goes to quarantine with the record.
+          await writeFile(join(this.quarantineDir, `${id}.eml`), held.data).catch(() => {});
+          this.dropHeld(id);
+        }
         await this.quarantineRaw(id, 'log', JSON.stringify(obj), reason);
         quarantined.push({ id, reason });
         this.log.forget(id);
@@ -456,26 +462,30 @@ export class Spool {
     if (quarantined.length && this.fsync) await fsyncDir(this.quarantineDir).catch(() => {});
     await this.log.open();
     await this.journal?.open();
+    if (journal?.segments) {
+      const n = this.held.size;
+      this.logger.info({ event: 'spool.journal', segments: journal.segments, held: n, damaged: journal.damaged }, `content journal: ${n} queued message(s) taken back from ${journal.segments} segment(s)`);
+    }
+    if (this.held.size) this.armSweeper();
     parsed.clear();
     records.sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1));
     return { records, quarantined, orphansRemoved };
   }
 
   /**
-   * Start-up after a crash: every live record whose content is only in the content journal gets
-   * its file back from the journal, durably, before `open()` deletes the old segments.
+   * Start-up after a crash: every live record whose content is only in the content journal is
+   * held again (in memory, its segment kept), as it was before the crash; it gets its own file
+   * the usual way. Nothing is written here, so a full disk does not stop the start.
    */
-  private async recoverJournal(parsed: ReadonlyMap<string, unknown>, messageNames: Set<string>): Promise<void> {
-    if (!this.journal) return;
-    let recovered = 0;
-    const { segments, damaged } = await this.journal.scan(async (id, content) => {
-      if (!parsed.has(id) || messageNames.has(`${id}.eml`)) return;
-      await writeFileAtomic(this.bodyPath(id), content, { fsync: this.fsync });
-      messageNames.add(`${id}.eml`);
-      recovered++;
+  private recoverJournal(parsed: ReadonlyMap<string, unknown>, messageNames: ReadonlySet<string>): Promise<{ segments: number; damaged: number }> | undefined {
+    const now = Date.now();
+    return this.journal?.scan((id, content, seq) => {
+      if (!parsed.has(id) || messageNames.has(`${id}.eml`) || this.held.has(id)) return false;
+      const data = Buffer.from(content); // a copy: the segment image is not kept
+      this.held.set(id, { data, seq, at: now });
+      this.heldBytes += data.length;
+      return true;
     });
-    if (recovered && this.fsync) await fsyncDir(this.messagesDir);
-    if (segments) this.logger.info({ event: 'spool.journal', segments, recovered, damaged }, `content journal: ${recovered} queued message(s) restored from ${segments} segment(s)`);
   }
 
   /** Number of record-log segment files (tests). */

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, truncate, stat } from 'node:fs/promises';
+import { readdir, readFile, truncate, stat, writeFile, unlink, mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Spool } from '../../../src/queue/spool.js';
 import { newMessageId, type MessageId } from '../../../src/model/ids.js';
@@ -85,18 +87,30 @@ test('removing a message while its file is being written leaves neither the file
     await spool.close();
   }));
 
-test('after a crash, queued messages are restored from the journal; removed ones are not', () =>
+test('after a crash, queued messages are taken back from the journal; removed ones are not', () =>
   inTempDir(async (dir) => {
     const { spool } = await openSpool(dir, { journalSegmentBytes: 4096 });
     const ids = await accept(spool, 30);
     for (const id of ids.slice(0, 10)) await spool.remove(id);
     // No close(): the process is gone; what is on disk is all there is.
-    const { spool: again, loaded } = await openSpool(dir);
+    const { spool: again, loaded } = await openSpool(dir, { journalSegmentBytes: 4096 });
     assert.deepEqual(loaded.quarantined, []);
     assert.deepEqual(loaded.records.map((r) => r.id).sort(), ids.slice(10).sort());
+    // Held again, with their bytes, and nothing written to start.
+    assert.equal(again.heldStats.messages, 20);
+    assert.deepEqual(await ls(dir, 'messages'), []);
+    for (const [i, id] of ids.entries()) if (i >= 10) assert.deepEqual(await again.readContent(id), bodyOf(i));
+    // A second crash before they got files: the segments kept for them bring them back again.
+    const { spool: third, loaded: loaded3 } = await openSpool(dir, { journalSegmentBytes: 4096 });
+    assert.deepEqual(loaded3.quarantined, []);
+    assert.equal(third.heldStats.messages, 20);
+    for (const [i, id] of ids.entries()) if (i >= 10) assert.deepEqual(await third.readContent(id), bodyOf(i));
+    await third.close();
+    // Once they have files of their own, the old segments go; only the one being appended to stays.
+    await Promise.all(ids.slice(10).map((id) => again.ensureFile(id)));
     assert.deepEqual(await ls(dir, 'messages'), ids.slice(10).map((id) => `${id}.eml`).sort());
     for (const [i, id] of ids.entries()) if (i >= 10) assert.deepEqual(await readFile(again.bodyPath(id)), bodyOf(i));
-    assert.equal((await ls(dir, 'journal')).length, 1, 'the old segments are deleted once restored');
+    await waitFor(async () => (await ls(dir, 'journal')).length === 1, 'old segments deleted');
     await again.close();
     await spool.close();
   }));
@@ -114,7 +128,7 @@ test('a journal entry torn by a power cut: its message is quarantined, the other
     const { spool: again, loaded } = await openSpool(dir);
     assert.deepEqual(loaded.records.map((r) => r.id).sort(), [...first].sort());
     assert.deepEqual(loaded.quarantined.map((q) => [q.id, q.reason]), [[last, 'content file is missing']]);
-    assert.deepEqual(await ls(dir, 'messages'), first.map((id) => `${id}.eml`).sort());
+    for (const [i, id] of first.entries()) assert.deepEqual(await again.readContent(id), bodyOf(i));
     await again.close();
   }));
 
@@ -134,3 +148,53 @@ test('past the memory budget for journalled messages, new ones get their own fil
     assert.ok(!(await ls(dir, 'messages')).includes(`${next}.eml`));
     await spool.close();
   }));
+
+test('a full disk: failed writes lose no acknowledged message, and spooling resumes once there is space', async (t) => {
+  // A real full disk: the spool on a 256 KB tmpfs (needs root, as on the CI machine).
+  const mnt = await mkdtemp(join(tmpdir(), 'mailyard-full-'));
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]).status !== 0) {
+    await rm(mnt, { recursive: true, force: true });
+    t.skip('cannot mount a small tmpfs here (not root)');
+    return;
+  }
+  const spools: Spool[] = [];
+  try {
+    // Ballast to delete later, standing in for an administrator freeing space.
+    await writeFile(join(mnt, 'ballast'), Buffer.alloc(64 * 1024));
+    const { spool } = await openSpool(mnt);
+    spools.push(spool);
+    const acked: { id: MessageId; i: number }[] = [];
+    let failures = 0;
+    for (let i = 0; i < 3000 && failures < 10; i++) {
+      const id = newMessageId();
+      try {
+        const { fh } = await spool.writeContent(id, undefined, bodyOf(i % 50));
+        await spool.commitNew(record(id), fh);
+        acked.push({ id, i: i % 50 });
+      } catch (err) {
+        assert.equal((err as { code?: string }).code, 'ENOSPC', String(err));
+        failures++;
+      }
+    }
+    assert.ok(failures > 0 && acked.length > 50, `the disk filled up after ${acked.length} messages`);
+    await unlink(join(mnt, 'ballast'));
+    // Room again: the next messages are taken (the journal moved past the torn write).
+    for (let i = 0; i < 5; i++) {
+      const id = newMessageId();
+      const { fh } = await spool.writeContent(id, undefined, bodyOf(i));
+      await spool.commitNew(record(id), fh);
+      acked.push({ id, i });
+    }
+    // A restart on the same spool finds every acknowledged message with its bytes.
+    const { spool: again, loaded } = await openSpool(mnt);
+    spools.push(again);
+    assert.deepEqual(loaded.records.map((r) => r.id).sort(), acked.map((a) => a.id).sort());
+    for (const a of acked) assert.deepEqual(await again.readContent(a.id), bodyOf(a.i));
+    const ackedIds = new Set<string>(acked.map((a) => a.id));
+    for (const q of loaded.quarantined) assert.ok(!ackedIds.has(q.id), `${q.id} was acknowledged but quarantined: ${q.reason}`);
+  } finally {
+    for (const s of spools) await s.close().catch(() => {});
+    spawnSync('umount', [mnt]);
+    await rm(mnt, { recursive: true, force: true });
+  }
+});

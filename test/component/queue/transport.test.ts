@@ -283,14 +283,17 @@ describe('Transport: restarts', () => {
     try {
       const clock = new FakeClock();
       const hang = () => new RecordingAgent(() => new Promise(() => {}));
-      const t1 = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: hang().factory });
+      const agent1 = hang();
+      const t1 = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: agent1.factory });
       await t1.start();
       const res = await t1.intake.accept(request('ann@fabrikam.example', ['a@tailspin.example'], { receivedAt: new Date(clock.now()) }), message());
-      await waitFor(() => t1.stats().active === 1, 'in flight');
-      // "crash": t1 is abandoned without stop()
-      const t2 = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: hang().factory });
+      // In the agent's hands (its file written first, as for any non-SMTP agent), then a "crash":
+      // t1 is abandoned without stop().
+      await waitFor(() => agent1.batches.length === 1, 'in flight');
+      const agent2 = hang();
+      const t2 = new Transport({ config: makeConfig(dir), logger, tracking: new CaptureTracking(), clock, agents: agent2.factory });
       await t2.start();
-      await waitFor(() => t2.stats().active === 1, 'in flight again');
+      await waitFor(() => agent2.batches.length === 1, 'in flight again');
       const tracking = new CaptureTracking();
       const a3 = new RecordingAgent();
       const t3 = new Transport({ config: makeConfig(dir), logger, tracking, clock, agents: a3.factory });
