@@ -5,6 +5,7 @@
  */
 import { open, rename, unlink, mkdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { GroupCommit } from './group-commit.js';
 
 export interface SyncOptions {
   readonly fsync: boolean;
@@ -48,47 +49,22 @@ export async function ensureDir(dir: string): Promise<void> {
 
 /**
  * Group commit for directory entries: `sync()` resolves after an fsync of every registered directory
- * that STARTED after the call. Callers arriving while an fsync is in flight share the next one, so
- * N concurrent commits cost about two directory fsyncs, not N.
+ * that STARTED after the call. Callers arriving while an fsync is in flight share the next one
+ * (group-commit.ts), so N concurrent commits cost about two directory fsyncs, not N.
  */
 export class DirSyncer {
-  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private running = false;
   /** Number of directory-fsync rounds performed (for benchmarks). */
   rounds = 0;
+  private readonly group: GroupCommit<void, void>;
 
-  constructor(private readonly dirs: readonly string[], private readonly opts: SyncOptions) {}
+  constructor(dirs: readonly string[], private readonly opts: SyncOptions) {
+    this.group = new GroupCommit(async () => {
+      this.rounds++;
+      await Promise.all(dirs.map((d) => fsyncDir(d)));
+    });
+  }
 
   sync(): Promise<void> {
-    if (!this.opts.fsync) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      if (!this.running) this.run();
-    });
-  }
-
-  private run(): void {
-    this.running = true;
-    // Let the current tick's callers join the batch.
-    setImmediate(() => {
-      const batch = this.waiters;
-      this.waiters = [];
-      this.rounds++;
-      Promise.all(this.dirs.map((d) => fsyncDir(d))).then(
-        () => {
-          for (const w of batch) w.resolve();
-          this.next();
-        },
-        (err: unknown) => {
-          for (const w of batch) w.reject(err);
-          this.next();
-        },
-      );
-    });
-  }
-
-  private next(): void {
-    this.running = false;
-    if (this.waiters.length) this.run();
+    return this.opts.fsync ? this.group.add(undefined) : Promise.resolve();
   }
 }

@@ -11,9 +11,9 @@
  *                                 until each has a file of its own or leaves the queue.
  *   queue/v1/quarantine/          damaged records (and their content) set aside at start-up.
  *
- * Promises: `commitNew` resolves only when the content is fsync'd, its directory entry is fsync'd
- * and the record line is durable; directory fsyncs and record appends are shared between concurrent
- * callers (group commit), so the cost per message is about one fsync. A record line is the commit
+ * Promises: `commitNew` resolves only when the content is durable (its journal entry, or its file
+ * and directory entry, fsync'd) and the record line is durable; journal, directory and record
+ * syncs are shared between concurrent callers (group commit). A record line is the commit
  * marker: content without a record was never acknowledged and is removed at start-up. Removal
  * appends the removal line before deleting the content. Only the header block is looked at while
  * spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
@@ -102,8 +102,6 @@ export interface SpoolOptions {
   readonly segmentBytes?: number;
   /** Content-journal segment size (default 16 MB; tests use a small one). */
   readonly journalSegmentBytes?: number;
-  /** Keep small new messages in the content journal (default true; false = a file per message at once). */
-  readonly journal?: boolean;
   /** Milliseconds a journalled message may wait before it gets its own file (default 5 s). */
   readonly holdMs?: number;
   /** Bytes of journalled messages held in memory at most (default 32 MB; tests use less). */
@@ -148,7 +146,7 @@ export class Spool {
   readonly journalDir: string;
   private readonly msgDir: DirSyncer;
   private readonly log: RecordLog;
-  private readonly journal: ContentJournal | undefined;
+  private readonly journal: ContentJournal;
   private readonly held = new Map<string, Held>();
   private heldBytes = 0;
   private readonly holdMs: number;
@@ -168,7 +166,7 @@ export class Spool {
     this.fsync = opts.fsync;
     this.holdMs = opts.holdMs ?? HOLD_MS;
     this.holdBudget = opts.holdBudgetBytes ?? HOLD_BUDGET_BYTES;
-    if (opts.journal !== false) this.journal = new ContentJournal(this.journalDir, opts.fsync, opts.journalSegmentBytes);
+    this.journal = new ContentJournal(this.journalDir, opts.fsync, opts.journalSegmentBytes);
     this.logger = opts.logger;
     this.msgDir = new DirSyncer([this.messagesDir], { fsync: opts.fsync });
     const live = opts.liveRecord;
@@ -180,7 +178,7 @@ export class Spool {
 
   /** fsync rounds that are not content files: directory fsyncs + record-log and journal commits. */
   get sharedSyncs(): number {
-    return this.msgDir.rounds + this.log.syncs + (this.journal?.syncs ?? 0);
+    return this.msgDir.rounds + this.log.syncs + this.journal.syncs;
   }
 
   async init(): Promise<void> {
@@ -251,7 +249,7 @@ export class Spool {
         else for await (const chunk of body) await take(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
       }
       let file: StagedContent;
-      if (gathered && this.journal && this.heldBytes + size <= this.holdBudget) {
+      if (gathered && this.heldBytes + size <= this.holdBudget) {
         this.heldBytes += size; // reserved now; given back by commitNew on failure or by release
         file = new JournalContent(gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, size));
       } else if (gathered) {
@@ -320,7 +318,7 @@ export class Spool {
   /** commitNew for a journalled message: its journal entry and its record line, in parallel. */
   private async commitJournalled(record: MessageRecord, content: JournalContent): Promise<void> {
     const id = record.id;
-    const results = await Promise.allSettled([this.journal!.append(id, content.data), this.log.append([{ id, text: recordLine(record) }])]);
+    const results = await Promise.allSettled([this.journal.append(id, content.data), this.log.append([{ id, text: recordLine(record) }])]);
     if (results[0].status === 'fulfilled') {
       this.held.set(id, { data: content.data, seq: results[0].value, at: Date.now() });
       this.armSweeper();
@@ -369,7 +367,7 @@ export class Spool {
     if (!h) return;
     this.held.delete(id);
     this.heldBytes -= h.data.length;
-    this.journal?.release(h.seq);
+    this.journal.release(h.seq);
   }
 
   /** Journalled messages that have waited `holdMs` get their own file (the map is in commit order). */
@@ -389,7 +387,7 @@ export class Spool {
 
   /** Journalled messages held in memory: count and bytes (tests, metrics). */
   get heldStats(): { messages: number; bytes: number; journalSegments: number } {
-    return { messages: this.held.size, bytes: this.heldBytes, journalSegments: this.journal?.segmentCount ?? 0 };
+    return { messages: this.held.size, bytes: this.heldBytes, journalSegments: this.journal.segmentCount };
   }
 
   /** Records a new version of a record durably (group-committed). */
@@ -461,8 +459,8 @@ export class Spool {
     }
     if (quarantined.length && this.fsync) await fsyncDir(this.quarantineDir).catch(() => {});
     await this.log.open();
-    await this.journal?.open();
-    if (journal?.segments) {
+    await this.journal.open();
+    if (journal.segments) {
       const n = this.held.size;
       this.logger.info({ event: 'spool.journal', segments: journal.segments, held: n, damaged: journal.damaged }, `content journal: ${n} queued message(s) taken back from ${journal.segments} segment(s)`);
     }
@@ -477,9 +475,9 @@ export class Spool {
    * held again (in memory, its segment kept), as it was before the crash; it gets its own file
    * the usual way. Nothing is written here, so a full disk does not stop the start.
    */
-  private recoverJournal(parsed: ReadonlyMap<string, unknown>, messageNames: ReadonlySet<string>): Promise<{ segments: number; damaged: number }> | undefined {
+  private recoverJournal(parsed: ReadonlyMap<string, unknown>, messageNames: ReadonlySet<string>): Promise<{ segments: number; damaged: number }> {
     const now = Date.now();
-    return this.journal?.scan((id, content, seq) => {
+    return this.journal.scan((id, content, seq) => {
       if (!parsed.has(id) || messageNames.has(`${id}.eml`) || this.held.has(id)) return false;
       const data = Buffer.from(content); // a copy: the segment image is not kept
       this.held.set(id, { data, seq, at: now });
@@ -497,6 +495,6 @@ export class Spool {
     if (this.sweeper) clearTimeout(this.sweeper);
     this.sweeper = undefined;
     await this.log.close();
-    await this.journal?.close();
+    await this.journal.close();
   }
 }

@@ -108,10 +108,6 @@ function infoFor(r: RecipientState, action: DsnRecipientInfo['action'], reply: S
 }
 
 /**
- * Applies one agent result for the recipients of one next hop. `batch` lists the addresses that
- * were handed to the agent; other recipients are untouched.
- */
-/**
  * How the next hop's session was protected, for the tracking log's source-context of a delivery
  * (SEND): "TLS=TLSv1.3;Cipher=...;CertificateValidated=true", or "TLS=none" for a plaintext
  * session. Nothing when the agent had no network session (Maildir, drop directory).
@@ -125,6 +121,10 @@ export function sessionTlsContext(session: DeliveryResult['session']): string | 
   return `TLS=${tls.protocol};Cipher=${tls.cipher}${validated}${subject}`;
 }
 
+/**
+ * Applies one agent result for the recipients of one next hop. `batch` lists the addresses that
+ * were handed to the agent; other recipients are untouched.
+ */
 export function applyResult(record: MessageRecord, key: NextHopKey, batch: readonly string[], result: DeliveryResult, now: number, policy: RetryPolicy): Applied {
   const inBatch = new Set(batch);
   const failed: DsnRecipientInfo[] = [];
