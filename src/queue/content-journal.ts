@@ -20,15 +20,15 @@
  * starts a new segment, so nothing is appended behind a torn entry.
  */
 import { crc32 } from 'node:zlib';
-import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../platform/fs-atomic.js';
-import { GroupCommit, appendDurably } from '../platform/group-commit.js';
+import { GroupCommit } from '../platform/group-commit.js';
+import { SegmentFiles } from '../platform/segment-files.js';
 
 const MAGIC = Buffer.from('MYC1', 'latin1');
 const ID_BYTES = 20;
 const HEADER_BYTES = MAGIC.length + ID_BYTES + 8;
-const SEGMENT_RE = /^(\d{10})\.dat$/;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** The header of one framed entry (pure; exported for tests). */
@@ -81,14 +81,15 @@ export function parseSegment(buf: Buffer): { entries: Map<string, Buffer>; clean
 export class ContentJournal {
   /** seq -> messages whose only durable copy is in that segment */
   private readonly live = new Map<number, number>();
-  private current: { seq: number; fh: FileHandle; bytes: number } | undefined;
+  private readonly files: SegmentFiles;
   /** A write failed part-way: the next batch goes to a new segment, never behind a torn entry. */
   private torn = false;
   private readonly group = new GroupCommit<Buffer[], number>(
     (frames) => this.commit(frames),
     async () => {
-      if (this.current && (this.torn || this.current.bytes >= this.segmentBytes)) {
-        await this.startSegment(this.current.seq + 1);
+      const cur = this.files.current;
+      if (cur && (this.torn || cur.bytes >= this.segmentBytes)) {
+        await this.startSegment(cur.seq + 1);
         this.torn = false;
       }
     },
@@ -101,18 +102,8 @@ export class ContentJournal {
     readonly dir: string,
     private readonly fsync: boolean,
     private readonly segmentBytes: number = DEFAULT_SEGMENT_BYTES,
-  ) {}
-
-  private pathOf(seq: number): string {
-    return join(this.dir, `${String(seq).padStart(10, '0')}.dat`);
-  }
-
-  private async segmentNames(): Promise<{ seq: number; name: string }[]> {
-    return (await readdir(this.dir))
-      .map((name) => ({ name, m: SEGMENT_RE.exec(name) }))
-      .filter((x) => x.m)
-      .map((x) => ({ seq: Number(x.m![1]), name: x.name }))
-      .sort((a, b) => a.seq - b.seq);
+  ) {
+    this.files = new SegmentFiles(dir, 'dat', fsync);
   }
 
   /**
@@ -123,7 +114,7 @@ export class ContentJournal {
    */
   async scan(take: (id: string, content: Buffer, seq: number) => boolean): Promise<{ segments: number; damaged: number }> {
     let damaged = 0;
-    const names = await this.segmentNames();
+    const names = await this.files.list();
     for (const { name, seq } of names) {
       const { entries, clean } = parseSegment(await readFile(join(this.dir, name)));
       if (!clean) damaged++;
@@ -136,11 +127,11 @@ export class ContentJournal {
 
   /** Deletes the old segments that hold nothing still queued (after `scan`) and starts a fresh one for appends. */
   async open(): Promise<void> {
-    const old = await this.segmentNames();
+    const old = await this.files.list();
     let deleted = 0;
-    for (const { name, seq } of old) {
+    for (const { seq } of old) {
       if (this.live.has(seq)) continue;
-      await unlink(join(this.dir, name)).catch(() => {});
+      await this.files.remove(seq);
       deleted++;
     }
     if (deleted && this.fsync) await fsyncDir(this.dir);
@@ -148,18 +139,9 @@ export class ContentJournal {
   }
 
   private async startSegment(seq: number): Promise<void> {
-    const fh = await open(this.pathOf(seq), 'a', 0o640);
-    if (this.fsync) await fsyncDir(this.dir).catch(async (err: unknown) => {
-      await fh.close().catch(() => {});
-      throw err;
-    });
-    const old = this.current;
-    this.current = { seq, fh, bytes: 0 };
+    const old = await this.files.start(seq);
     this.live.set(seq, 0);
-    if (old) {
-      await old.fh.close().catch(() => {});
-      this.dropIfDone(old.seq);
-    }
+    if (old !== undefined) this.dropIfDone(old);
   }
 
   /** Appends one message; resolves with its segment number once it is durable. */
@@ -170,18 +152,17 @@ export class ContentJournal {
 
   /** One batch: every entry in one writev, one fdatasync; the segment then holds them all. */
   private async commit(frames: Buffer[][]): Promise<number> {
-    const cur = this.current;
-    if (!cur) throw new Error('content journal not open');
     if (this.torn) throw new Error('content journal: no usable segment after a failed write');
+    let seq: number;
     try {
-      cur.bytes += await appendDurably(cur.fh, frames.flat(), this.fsync);
+      ({ seq } = await this.files.append(frames.flat()));
     } catch (err) {
       this.torn = true;
       throw err;
     }
     if (this.fsync) this.syncs++;
-    this.live.set(cur.seq, (this.live.get(cur.seq) ?? 0) + frames.length);
-    return cur.seq;
+    this.live.set(seq, (this.live.get(seq) ?? 0) + frames.length);
+    return seq;
   }
 
   /** A message appended to segment `seq` no longer needs it (removed, or has its own file now). */
@@ -193,9 +174,9 @@ export class ContentJournal {
   }
 
   private dropIfDone(seq: number): void {
-    if (seq === this.current?.seq || (this.live.get(seq) ?? 0) > 0) return;
+    if (seq === this.files.current?.seq || (this.live.get(seq) ?? 0) > 0) return;
     this.live.delete(seq);
-    void unlink(this.pathOf(seq)).catch(() => {});
+    void this.files.remove(seq);
   }
 
   /** Number of segment files kept (tests, metrics). */
@@ -206,7 +187,6 @@ export class ContentJournal {
   async close(): Promise<void> {
     await this.group.drained();
     this.closed = true;
-    await this.current?.fh.close().catch(() => {});
-    this.current = undefined;
+    await this.files.close();
   }
 }

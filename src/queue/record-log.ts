@@ -9,10 +9,10 @@
  * segments are deleted. A torn last line (a crash during a write that was never acknowledged) is
  * ignored at replay; a damaged line anywhere else is reported for quarantine.
  */
-import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir } from '../platform/fs-atomic.js';
-import { GroupCommit, appendDurably } from '../platform/group-commit.js';
+import { GroupCommit } from '../platform/group-commit.js';
+import { SegmentFiles } from '../platform/segment-files.js';
 
 export interface LogEntry {
   readonly id: string;
@@ -27,14 +27,13 @@ export interface ReplayResult {
   readonly damaged: { readonly id?: string; readonly where: string; readonly raw: string; readonly reason: string }[];
 }
 
-const SEGMENT_RE = /^(\d{10})\.jsonl$/;
 const NEWLINE = Buffer.from('\n');
 const MIN_ROTATE_BYTES = 16 * 1024 * 1024;
 
 export class RecordLog {
   private segments = new Map<number, { live: number }>();
   private where = new Map<string, number>();
-  private current: { seq: number; fh: FileHandle; bytes: number } | undefined;
+  private readonly files: SegmentFiles;
   private readonly group = new GroupCommit<{ readonly buf: Buffer; readonly entries: readonly LogEntry[] }, void>(
     (batch) => this.commit(batch),
     () => this.maybeRotate(),
@@ -52,19 +51,19 @@ export class RecordLog {
     private readonly liveText: (id: string) => string | undefined,
     /** Smallest segment size that triggers rotation (tests use a small one). */
     private readonly minRotateBytes: number = MIN_ROTATE_BYTES,
-  ) {}
+  ) {
+    this.files = new SegmentFiles(dir, 'jsonl', fsync);
+  }
 
   /**
    * Reads every segment in order (in 1 MB chunks, so a large log is never held as one string);
    * returns the latest parsed record object per id. The caller then calls `open()`.
    */
   async replay(): Promise<ReplayResult> {
-    const names = (await readdir(this.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
     const records = new Map<string, unknown>();
     const seqOf = new Map<string, number>();
     const damaged: ReplayResult['damaged'][number][] = [];
-    for (const name of names) {
-      const seq = Number(SEGMENT_RE.exec(name)![1]);
+    for (const { seq, name } of await this.files.list()) {
       this.segments.set(seq, { live: 0 });
       const fh = await open(join(this.dir, name), 'r');
       try {
@@ -134,12 +133,8 @@ export class RecordLog {
   }
 
   private async startSegment(seq: number): Promise<void> {
-    const fh = await open(join(this.dir, `${String(seq).padStart(10, '0')}.jsonl`), 'a', 0o640);
-    if (this.fsync) await fsyncDir(this.dir);
-    const old = this.current;
-    this.current = { seq, fh, bytes: 0 };
+    await this.files.start(seq);
     this.segments.set(seq, { live: 0 });
-    if (old) await old.fh.close().catch(() => {});
   }
 
   /** Appends entries; resolves when they are durable. */
@@ -151,21 +146,20 @@ export class RecordLog {
 
   /** One batch: one write and one fdatasync, then the entries count for the current segment. */
   private async commit(batch: readonly { readonly buf: Buffer; readonly entries: readonly LogEntry[] }[]): Promise<void> {
-    const cur = this.current;
-    if (!cur) throw new Error('record log not open');
     const bufs = batch.map((p) => p.buf);
     // After a short write (a full disk) the file ends in the middle of a line; without this the
     // next record would be glued to it and read back as part of one damaged line.
     if (this.torn) bufs.unshift(NEWLINE);
+    let seq: number;
     try {
-      cur.bytes += await appendDurably(cur.fh, bufs, this.fsync);
+      ({ seq } = await this.files.append(bufs));
     } catch (err) {
       this.torn = true;
       throw err;
     }
     this.torn = false;
     if (this.fsync) this.syncs++;
-    for (const p of batch) for (const e of p.entries) this.account(e, cur.seq);
+    for (const p of batch) for (const e of p.entries) this.account(e, seq);
   }
 
   private account(e: LogEntry, seq: number): void {
@@ -184,12 +178,12 @@ export class RecordLog {
 
   /** Rotation + compaction: re-append live records of older segments, then delete those segments. */
   private async maybeRotate(): Promise<void> {
-    const cur = this.current;
+    const cur = this.files.current;
     if (!cur) return;
     const threshold = Math.max(this.minRotateBytes, 2 * this.liveBytesEstimate());
     if (cur.bytes < threshold) return;
     await this.startSegment(cur.seq + 1);
-    const newSeq = this.current!.seq;
+    const newSeq = this.files.current!.seq;
     const moved: LogEntry[] = [];
     for (const [id, seq] of this.where) {
       if (seq === newSeq) continue;
@@ -198,14 +192,13 @@ export class RecordLog {
     }
     if (moved.length) {
       const buf = Buffer.from(moved.map((e) => `${e.text ?? JSON.stringify({ removed: e.id })}\n`).join(''), 'utf8');
-      const c = this.current!;
-      c.bytes += await appendDurably(c.fh, [buf], this.fsync);
+      await this.files.append([buf]);
       for (const e of moved) this.account(e, newSeq);
     }
     for (const [seq, s] of [...this.segments]) {
       if (seq >= newSeq) continue;
       if (s.live > 0) continue;
-      await unlink(join(this.dir, `${String(seq).padStart(10, '0')}.jsonl`)).catch(() => {});
+      await this.files.remove(seq);
       this.segments.delete(seq);
     }
   }
@@ -223,7 +216,6 @@ export class RecordLog {
   async close(): Promise<void> {
     await this.group.drained();
     this.closed = true;
-    await this.current?.fh.close().catch(() => {});
-    this.current = undefined;
+    await this.files.close();
   }
 }
