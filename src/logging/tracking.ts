@@ -37,42 +37,48 @@ export function trackingHeader(created: Date): string {
   ].join('\r\n');
 }
 
+/** One value per field of a field list (a tuple of the same length). */
+type FieldValues<T extends readonly string[]> = { -readonly [K in keyof T]: string | number | undefined };
+
 /** One CSV line (CRLF-terminated) for an event. Pure. */
 export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
   const sender = e.sender;
-  const values: Record<(typeof TRACKING_FIELDS)[number], string | number | undefined> = {
-    'date-time': e.timestamp.toISOString(),
-    'client-ip': e.clientIp,
-    'client-hostname': e.clientHostname,
-    'server-ip': e.serverIp,
-    'server-hostname': e.serverHostname,
-    'source-context': e.sourceContext,
-    'connector-id': e.connectorId,
-    source: e.source,
-    'event-id': e.eventId,
-    'internal-message-id': e.messageId,
-    'message-id': e.internetMessageId,
-    'network-message-id': e.messageId,
-    'recipient-address': e.recipients.join(';'),
-    'recipient-status': e.recipientStatus?.join(';'),
-    'total-bytes': e.totalBytes,
-    'recipient-count': e.recipients.length,
-    'related-recipient-address': e.relatedRecipientAddress,
-    reference: e.reference,
-    'message-subject': opts.subjectLogging === false ? undefined : e.subject,
-    'sender-address': sender,
-    'return-path': sender === '' ? '<>' : sender,
-    'message-info': undefined,
-    directionality: 'Undefined',
-    'tenant-id': undefined,
-    'original-client-ip': e.clientIp,
-    'original-server-ip': e.serverIp,
-    'custom-data': undefined,
-    'transport-traffic-type': 'Email',
-    'log-id': undefined,
-    'schema-version': TRACKING_SCHEMA_VERSION,
-  };
-  return `${TRACKING_FIELDS.map((f) => csvField(values[f])).join(',')}\r\n`;
+  // In TRACKING_FIELDS order; the tuple type keeps the count at 30.
+  const values: FieldValues<typeof TRACKING_FIELDS> = [
+    e.timestamp.toISOString(), // date-time
+    e.clientIp, // client-ip
+    e.clientHostname, // client-hostname
+    e.serverIp, // server-ip
+    e.serverHostname, // server-hostname
+    e.sourceContext, // source-context
+    e.connectorId, // connector-id
+    e.source, // source
+    e.eventId, // event-id
+    e.messageId, // internal-message-id
+    e.internetMessageId, // message-id
+    e.messageId, // network-message-id
+    e.recipients.length === 1 ? e.recipients[0] : e.recipients.join(';'), // recipient-address
+    e.recipientStatus?.join(';'), // recipient-status
+    e.totalBytes, // total-bytes
+    e.recipients.length, // recipient-count
+    e.relatedRecipientAddress, // related-recipient-address
+    e.reference, // reference
+    opts.subjectLogging === false ? undefined : e.subject, // message-subject
+    sender, // sender-address
+    sender === '' ? '<>' : sender, // return-path
+    undefined, // message-info
+    'Undefined', // directionality
+    undefined, // tenant-id
+    e.clientIp, // original-client-ip
+    e.serverIp, // original-server-ip
+    undefined, // custom-data
+    'Email', // transport-traffic-type
+    undefined, // log-id
+    TRACKING_SCHEMA_VERSION, // schema-version
+  ];
+  let line = csvField(values[0]);
+  for (let i = 1; i < values.length; i++) line += `,${csvField(values[i])}`;
+  return `${line}\r\n`;
 }
 
 export function trackingFileName(at: Date, instance: number): string {

@@ -68,6 +68,14 @@ const REWRITES: ReadonlyArray<{ code: number; text: RegExp | string; reply: Smtp
   { code: 421, text: 'Server shutting down', reply: REPLIES.shuttingDown },
 ];
 
+/** The rewrites by reply code, so a reply is compared only with the rewrites for its own code. */
+const REWRITES_BY_CODE = new Map<number, Array<(typeof REWRITES)[number]>>();
+for (const r of REWRITES) {
+  const list = REWRITES_BY_CODE.get(r.code);
+  if (list) list.push(r);
+  else REWRITES_BY_CODE.set(r.code, [r]);
+}
+
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 const BARE_LF_MARK = 0x01; // replaces a bare LF in command input, see _createParser
 
@@ -197,7 +205,8 @@ export class MailyardConnection extends SMTPConnection {
     let ctxArg = context;
     let closeAfter = false;
     if (typeof d === 'string') {
-      const rw = REWRITES.find((r) => r.code === c && (typeof r.text === 'string' ? r.text === d : r.text.test(d as string)));
+      const text = d;
+      const rw = REWRITES_BY_CODE.get(c)?.find((r) => (typeof r.text === 'string' ? r.text === text : r.text.test(text)));
       if (rw) {
         c = rw.reply.code;
         d = rw.reply.enhanced ? `${rw.reply.enhanced} ${rw.reply.text}` : rw.reply.text;
@@ -217,7 +226,7 @@ export class MailyardConnection extends SMTPConnection {
     const isProtocolError = c >= 500 && c <= 504;
     const delay = this.#tarpitFor(c);
     const write = () => {
-      this.#logReply(c, d, ctxArg);
+      if (this.ctx.logging) this.#logReply(c, d, ctxArg);
       super.send(c, d, ctxArg);
       if (closeAfter && c !== 421) this.close();
     };
@@ -320,13 +329,13 @@ export class MailyardConnection extends SMTPConnection {
     if (this._upgrading) return super._onCommand(command, callback);
     if (!this._ready) {
       // pipelining before the greeting: nothing is executed
-      this.ctx.log('<', redact(command, false));
+      if (this.ctx.logging) this.ctx.log('<', redact(command, false));
       this.sendReply(REPLIES.earlyTalker);
       this.close();
       return;
     }
     const inAuth = !!this._nextHandler;
-    this.ctx.log('<', redact(command, inAuth));
+    if (this.ctx.logging) this.ctx.log('<', redact(command, inAuth));
     if (this.draining && !inAuth && !this.session.envelope.mailFrom) {
       // stopping: a transaction in progress may finish; nothing new starts
       this.sendReply(REPLIES.shuttingDown);
@@ -374,6 +383,18 @@ export class MailyardConnection extends SMTPConnection {
     if (c.smtpUtf8Enabled) features.push('SMTPUTF8');
     this.send(250, [`${this.name} Hello [${this.remoteAddress}]`, ...features], false);
     callback();
+  }
+
+  /**
+   * After the 221 the session is over: the socket is closed as soon as the reply has been handed to
+   * the kernel, instead of reading on until the client's FIN or reset (most clients reset, which
+   * costs an error object per session). Anything a client pipelines after QUIT is discarded, as
+   * it would be anyway.
+   */
+  override handler_QUIT(command: Buffer, callback: () => void): void {
+    super.handler_QUIT(command, callback);
+    const socket = this._socket;
+    if (!this._upgrading && !socket.destroyed) socket.once('finish', () => socket.destroy());
   }
 
   override handler_AUTH(command: Buffer, callback: () => void): void {

@@ -179,7 +179,11 @@ export class ReceiveService {
       socket.destroy();
       return;
     }
-    const { localAddr, remoteAddr, sel } = this.#select(listener, socket.localAddress ?? '', socket.remoteAddress ?? '');
+    // A listener on one address knows its local endpoint; only a wildcard one must ask the socket.
+    const wildcard = listener.spec.host === '0.0.0.0' || listener.spec.host === '::';
+    const rawLocal = wildcard ? (socket.localAddress ?? '') : listener.spec.host;
+    const localPort = wildcard ? (socket.localPort ?? listener.actualPort) : listener.actualPort;
+    const { localAddr, remoteAddr, sel } = this.#select(listener, rawLocal, socket.remoteAddress ?? '');
     if (sel.kind === 'refused') {
       this.#logger.info({ code: 'RECEIVE_NO_CONNECTOR', local: localAddr, remote: remoteAddr, reason: sel.reason }, 'connection refused: no Receive connector');
       socket.end(`${formatReply(REPLIES.noConnector)}\r\n`);
@@ -197,7 +201,7 @@ export class ReceiveService {
       this.#pending.delete(socket);
       if (c) this.#live.delete(c);
     };
-    rt.accept(socket, { address: localAddr, port: socket.localPort ?? listener.actualPort }, { address: remoteAddr, port: socket.remotePort ?? 0 }, {
+    rt.accept(socket, { address: localAddr, port: localPort }, { address: remoteAddr, port: socket.remotePort ?? 0 }, {
       opened: (c) => {
         if (!done) this.#live.add(c);
         if (this.#stopping) c.startDraining();

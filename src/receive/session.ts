@@ -42,6 +42,11 @@ export class SessionContext {
     return this.principal.kind === 'user' ? this.principal.user : undefined;
   }
 
+  /** true when the connector logs Verbose: callers skip building log texts otherwise. */
+  get logging(): boolean {
+    return this.service !== undefined;
+  }
+
   /** Writes one protocol log event when the connector logs Verbose. */
   log(event: ProtocolEventKind, data: string, context?: string): void {
     if (!this.service) return;
@@ -61,6 +66,6 @@ export class SessionContext {
   /** Recomputes the permissions for the current principal and logs them (`Set Session Permissions`). */
   refreshPermissions(): void {
     this.permissions = permissionsFor(this.connector, this.principal);
-    this.log('*', formatPermissions(this.permissions), 'Set Session Permissions');
+    if (this.logging) this.log('*', formatPermissions(this.permissions), 'Set Session Permissions');
   }
 }

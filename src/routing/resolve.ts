@@ -173,14 +173,51 @@ function spaceLabel(space: AddressSpace): string {
   return space.type === 'SMTP' ? space.address : `${space.type}:${space.address}`;
 }
 
+/**
+ * Decisions for SMTP domains, per config object (a reload builds a new one). A decision depends on
+ * the message size only through "maxMessageSize < size" for the connectors that matched, so an
+ * entry holds for every size in (lo, hi]. Decisions whose texts quote the size are not kept.
+ */
+interface CachedDecision {
+  readonly decision: RoutingDecision;
+  readonly lo: number;
+  readonly hi: number;
+}
+const DECISION_CACHE_LIMIT = 10_000;
+const decisionCache = new WeakMap<Config, Map<string, CachedDecision>>();
+
 /** Resolves one recipient to a next hop (or unroutable) with an explanation. */
 export function resolveRecipient(config: Config, recipient: string, opts: ResolveOptions): RoutingDecision {
-  const localServer = opts.localServer ?? config.server.name;
   const addr = routingAddressOf(recipient);
-  const ts = config.transportService;
   if (!addr) {
     return { kind: 'unroutable', action: 'ndr', enhanced: '5.1.3', reason: `"${recipient}" is not a valid address`, candidates: [] };
   }
+  if (addr.type !== 'SMTP') return decide(config, recipient, addr, opts, []);
+  let byDomain = decisionCache.get(config);
+  if (!byDomain) decisionCache.set(config, (byDomain = new Map()));
+  const key = `${opts.localServer ?? config.server.name}\n${(addr as { domain: string }).domain}`;
+  const hit = byDomain.get(key);
+  if (hit && opts.size > hit.lo && opts.size <= hit.hi) return hit.decision;
+  const sizes: number[] = [];
+  const decision = decide(config, recipient, addr, opts, sizes);
+  const quotesSize = decision.kind === 'unroutable' ? decision.enhanced === '5.3.4' : false;
+  if (!quotesSize && !decision.candidates.some((c) => c.reason.startsWith('message size'))) {
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (const max of sizes) {
+      if (max < opts.size) lo = Math.max(lo, max);
+      else hi = Math.min(hi, max);
+    }
+    if (byDomain.size >= DECISION_CACHE_LIMIT) byDomain.clear();
+    byDomain.set(key, { decision, lo, hi });
+  }
+  return decision;
+}
+
+/** The decision itself; `sizes` collects the maxMessageSize of every connector that matched. */
+function decide(config: Config, recipient: string, addr: RoutingAddress, opts: ResolveOptions, sizes: number[]): RoutingDecision {
+  const localServer = opts.localServer ?? config.server.name;
+  const ts = config.transportService;
   const isSmtp = addr.type === 'SMTP';
   const domain = isSmtp ? (addr as { domain: string }).domain : '';
 
@@ -225,6 +262,7 @@ export function resolveRecipient(config: Config, recipient: string, opts: Resolv
       }
     }
     if (!best || bestSpec < 0) return;
+    sizes.push(maxSize);
     const srcs = sources.length ? sources : [localServer];
     let hopRank = 2;
     let cheapest = Infinity;

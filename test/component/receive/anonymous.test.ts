@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { LineClient } from '../../helpers/smtp-client.js';
 import { message, startHarness, type Harness } from './harness.js';
 
@@ -74,6 +75,40 @@ describe('an Internet-facing connector (anonymous sessions)', () => {
     assert.ok(s.content.includes('\r\n.dot line\r\n'), 'dot-unstuffed');
     assert.equal((await c.cmd('QUIT')).raw, '221 2.0.0 Service closing transmission channel');
     await c.waitClosed();
+  });
+
+  test('after QUIT the server closes the session itself, even when the client keeps its side open', async () => {
+    // allowHalfOpen: this client does not answer the server's FIN with its own.
+    const socket = net.connect({ host: '127.0.0.1', port: h.port(), allowHalfOpen: true });
+    socket.setEncoding('latin1');
+    socket.on('error', () => {});
+    let received = '';
+    let ended = false;
+    socket.on('data', (d: string) => (received += d));
+    socket.on('end', () => (ended = true));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const localPort = socket.localPort;
+    const until = async (cond: () => boolean, what: string) => {
+      const deadline = Date.now() + 5000;
+      while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(received)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      await until(() => received.startsWith('220 '), 'the greeting');
+      socket.write('EHLO client.fabrikam.com\r\nQUIT\r\n');
+      await until(() => received.includes('\r\n221 2.0.0 Service closing transmission channel\r\n'), 'the 221');
+      await until(() => ended, "the server's FIN");
+      // The session is over on the server (its "-" line is written) while our socket is still open.
+      const closedLine = new RegExp(`,127\\.0\\.0\\.1:${localPort},-,,Local`);
+      const lines = await h.protocolLinesUntil(closedLine, 3000);
+      assert.ok(lines.some((l) => closedLine.test(l)), 'the session is closed on the server');
+      assert.ok(lines.some((l) => l.includes(`127.0.0.1:${localPort},>,221 2.0.0 Service closing transmission channel`)));
+      assert.equal(socket.destroyed, false);
+    } finally {
+      socket.destroy();
+    }
   });
 
   test('relay to a domain we are not responsible for is refused with 550 5.7.54', async () => {

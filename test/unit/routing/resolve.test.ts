@@ -251,6 +251,41 @@ describe('resolveRecipient', () => {
     assert.match(byName.get('Small')!.reason, /maxMessageSize/);
     assert.equal(byName.get('Contoso wildcard')!.kept, true);
   });
+
+  test('a decision kept for a domain is the one a fresh resolution gives, whatever the size and sender', () => {
+    // fabrikam.com: Small (1 MB, cheaper) first, then Big (10 MB); nothing carries more than 10 MB.
+    const connectors = () => [{ name: 'Small', addressSpaces: ['fabrikam.com;1'], maxMessageSize: '1MB' }, { name: 'Big', addressSpaces: ['fabrikam.com;5'], maxMessageSize: '10MB' }];
+    const config = cfg({ sendConnectors: connectors() });
+    const route = (rcpt: string, size: number) => {
+      const d = resolveRecipient(config, rcpt, { size });
+      return d.kind === 'routed' ? `${d.key.connector} ${d.candidates.map((c) => c.reason).join('|')}` : `${d.enhanced} ${d.reason}`;
+    };
+    // Sizes on both sides of each limit, in an order that walks back and forth across them.
+    const sizes = [100, MB, MB + 1, 5 * MB, 10 * MB, 10 * MB + 1, 200, 10 * MB + 5, MB + 7, 3];
+    const seen = sizes.map((size) => route('a@fabrikam.com', size));
+    const fresh = sizes.map((size) => {
+      const d = resolveRecipient(cfg({ sendConnectors: connectors() }), 'b@FABRIKAM.com', { size });
+      return d.kind === 'routed' ? `${d.key.connector} ${d.candidates.map((c) => c.reason).join('|')}` : `${d.enhanced} ${d.reason}`;
+    });
+    assert.deepEqual(seen, fresh);
+    assert.match(seen[0]!, /^Small /);
+    assert.match(seen[1]!, /^Small /);
+    assert.match(seen[2]!, /^Big .*message size 1048577 exceeds/);
+    assert.match(seen[5]!, /^5\.3\.4 .*\(10485761 bytes\)/);
+    assert.match(seen[7]!, /\(10485765 bytes\)/);
+    assert.match(seen[8]!, /^Big .*message size 1048583 exceeds/);
+    assert.match(seen[9]!, /^Small /);
+  });
+
+  test('the local server name is part of what a kept decision depends on', () => {
+    const config = cfg({
+      organization: { servers: [{ name: 'EX01', fqdn: 'ex01.contoso.com', site: 'HQ' }, { name: 'EX02', fqdn: 'ex02.contoso.com', site: 'Branch' }] },
+      sendConnectors: [{ name: 'HQ only', addressSpaces: ['*'], isScopedConnector: true, sourceTransportServers: ['EX01'] }],
+    });
+    assert.equal(resolveRecipient(config, 'a@example.org', { size: 1 }).kind, 'routed');
+    assert.equal(resolveRecipient(config, 'a@example.org', { size: 1, localServer: 'EX02' }).kind, 'unroutable');
+    assert.equal(resolveRecipient(config, 'a@example.org', { size: 1 }).kind, 'routed');
+  });
 });
 
 describe('splitByNextHop', () => {
