@@ -141,6 +141,17 @@ export class MessageTrackingLog implements TrackingSink {
       const now = (this.opts.now ?? (() => new Date()))();
       // One write per run of lines that go to the same file (a file rolls at maxFileSize).
       const hour = trackingFileName(now, 1).slice(6, 16);
+      // The usual case: everything fits in the current file even at 3 bytes per UTF-16 unit (the
+      // most UTF-8 needs), so one write and no per-line byte count.
+      const open = this.file;
+      if (open && open.hour === hour) {
+        let units = 0;
+        for (const line of lines) units += line.length;
+        if (open.size + 3 * units <= this.opts.maxFileSize) {
+          open.size += writeSync(open.fd, lines.join(''));
+          return;
+        }
+      }
       let run = '';
       let runBytes = 0;
       const writeRun = () => {

@@ -18,6 +18,7 @@
  * Time comes from the injected Clock; delivery agents from the injected factory.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { open, readFile, unlink, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -151,7 +152,8 @@ export class Transport {
   private readonly queues = new Map<string, DQueue>();
   private readonly unreachable = new Set<string>();
   private readonly poison = new Set<string>();
-  private readonly controllers = new Set<AbortController>();
+  /** Aborted at shutdown: every delivery in flight gets its signal (one controller, not one per delivery). */
+  private readonly shutdown = new AbortController();
   private readonly heap: TimerHeap<Wake>;
   private active = 0;
   private mutations = 0;
@@ -169,6 +171,8 @@ export class Transport {
   deliveriesStarted = 0;
 
   constructor(deps: TransportDeps) {
+    // Every delivery in flight listens on the shutdown signal (and stops listening when done).
+    setMaxListeners(Infinity, this.shutdown.signal);
     this.config = deps.config;
     this.policy = retryPolicyOf(deps.config.transportService);
     this.logger = deps.logger;
@@ -282,7 +286,7 @@ export class Transport {
     this.stopping = true;
     const deadline = Date.now() + graceMs;
     while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const c of this.controllers) c.abort(new Error('shutting down'));
+    this.shutdown.abort(new Error('shutting down'));
     const hard = Date.now() + 2000;
     while (this.active > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
     await Promise.all([...this.messages.values()].map((e) => e.chain));
@@ -657,16 +661,12 @@ export class Transport {
       size: rec.size,
       ...(rec.internetMessageId ? { internetMessageId: rec.internetMessageId } : {}),
     };
-    const controller = new AbortController();
-    this.controllers.add(controller);
     let result: DeliveryResult;
     try {
-      result = await agent.deliver(batch, controller.signal);
+      result = await agent.deliver(batch, this.shutdown.signal);
     } catch (err) {
       this.logger.warn({ err, messageId: rec.id, queue: q.keyStr }, 'delivery agent failed; recipients deferred');
       result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: `delivery agent error: ${(err as Error)?.message ?? String(err)}` }])) };
-    } finally {
-      this.controllers.delete(controller);
     }
     const now = this.clock.now();
     if (result.connectionFailure) {
