@@ -13,7 +13,7 @@
  *   DELETE /messages/:id[?ndr=true|false]  Remove-Message (also POST /messages/:id/remove)
  *
  * Errors are JSON {"error": {"code", "message"}} with 400/404/409/500. Extra routes (e.g.
- * /metrics) can be added by the daemon through `extraRoutes`. No request body is trusted beyond
+ * /metrics, /backpressure) are added by the daemon through `extraRoutes`. No request body is trusted beyond
  * a few KB; nothing here reads spool files directly.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -53,6 +53,11 @@ const EXCHANGE_NAME: Record<string, string> = {
   'transportService.externalDsnMaxMessageAttachSize': 'Set-TransportConfig -ExternalDsnMaxMessageAttachSize',
   'transportService.tlsReceiveDomainSecureList': 'Set-TransportConfig -TLSReceiveDomainSecureList',
   'transportService.poisonMessageDetectionEnabled': 'Set-TransportService -PoisonMessageDetectionEnabled',
+  'transportService.backPressure': 'back pressure (resource monitoring, EdgeTransport.exe.config)',
+  'transportService.backPressure.enabled': 'EnableResourceMonitoring (EdgeTransport.exe.config)',
+  'transportService.backPressure.minimumFreeDiskSpace': 'the queue database disk-space thresholds (a percentage of the disk in Exchange)',
+  'transportService.backPressure.maxQueuedMessages': 'the submission queue length thresholds',
+  'transportService.backPressure.checkInterval': 'ResourceMonitoringInterval (EdgeTransport.exe.config)',
 };
 
 /** Keys Mailyard adds (no Exchange counterpart) inside sections that otherwise follow a cmdlet. */

@@ -238,6 +238,15 @@ export const transportServiceSchema = z
     messageTrackingLogMaxFileSize: size().prefault('10MB').describe('a tracking log file is closed at this size'),
     shutdownTimeout: duration().prefault('30s').describe('how long SIGTERM waits for sessions and deliveries in flight'),
     fsyncEnabled: z.boolean().default(true).describe('fsync spool files before acknowledging; never turn off in production'),
+    backPressure: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('refuse new mail (452 4.3.1) while the server is short of disk space or holds too many messages'),
+        minimumFreeDiskSpace: size().prefault('100MB').describe("free space on the spool's file system below which all new mail is refused (High); below twice this, anonymous senders are refused (Medium)"),
+        maxQueuedMessages: countOrUnlimited(1).prefault(100_000).describe('messages in the queue at which all new mail is refused (High); from 75% of it anonymous senders are refused (Medium)'),
+        checkInterval: duration().prefault('2s').describe('how often disk space and queue length are checked'),
+      })
+      .prefault({})
+      .describe('back pressure: stop taking new mail before a resource runs out, keep delivering'),
   })
   .prefault({});
 

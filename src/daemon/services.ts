@@ -12,6 +12,7 @@
  * stop() stops taking new work first (listeners, pickup), then drains the queue.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
 import type { DeliveryAgent, NextHopKey, TrackingSink } from '../model/index.js';
@@ -20,6 +21,7 @@ import { createProtocolLog, type ProtocolLogWriter } from '../logging/protocol-l
 import { MessageTrackingLog, teeTracking, trackingLogOptions } from '../logging/tracking.js';
 import { Metrics } from '../metrics/registry.js';
 import { Transport } from '../queue/manager.js';
+import { ResourceMonitor } from '../queue/resource-monitor.js';
 import { ReceiveService, type ReceiveTls } from '../receive/index.js';
 import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
@@ -154,7 +156,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     const trackingLog = new MessageTrackingLog(trackingLogOptions(config, logger));
     cleanups.push(async () => trackingLog.close());
     // Metrics read the live services at scrape time; `live` is filled in once they exist.
-    const live = { transport: undefined as Transport | undefined, receive: undefined as ReceiveService | undefined };
+    const live = { transport: undefined as Transport | undefined, receive: undefined as ReceiveService | undefined, monitor: undefined as ResourceMonitor | undefined };
     const metrics = new Metrics({
       queuedMessages: () => live.transport?.stats().messages ?? 0,
       deliveryQueues: () => live.transport?.stats().queues ?? 0,
@@ -162,6 +164,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       poisonMessages: () => live.transport?.stats().poison ?? 0,
       activeDeliveries: () => live.transport?.stats().active ?? 0,
       smtpSessions: () => live.receive?.sessionCount ?? 0,
+      backPressureLevel: () => ({ Normal: 0, Medium: 1, High: 2 })[live.monitor?.level ?? 'Normal'],
     });
     const tracking: TrackingSink = teeTracking(config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink, metrics.tracking);
 
@@ -176,6 +179,19 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       await agents.close();
     });
 
+    // Back pressure watches the spool's file system and the queue; the first check runs before
+    // any listener opens, so a server started on a full disk refuses mail from its first session.
+    const monitor = new ResourceMonitor({
+      dir: join(config.server.dataDir, 'queue'),
+      settings: config.transportService.backPressure,
+      queuedMessages: () => transport.stats().messages,
+      logger,
+    });
+    await monitor.start();
+    live.monitor = monitor;
+    cleanups.push(async () => monitor.stop());
+    const pressure = () => monitor.level;
+
     const users = new Users(config.users.file);
     const validation = () => config.mailboxDelivery.recipientValidation;
     const receive = new ReceiveService({
@@ -185,6 +201,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       protocolLog,
       tls: await loadTls(config),
       users: users.verify,
+      pressure,
       recipientExists: async (address) => {
         if (!validation()) return true;
         try {
@@ -198,7 +215,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
     live.receive = receive;
     cleanups.push(() => receive.stop(0));
 
-    const pickup = new PickupService({ config, intake: transport.intake, logger, tracking, isQueued: (key) => transport.hasDedupeKey(key) });
+    const pickup = new PickupService({ config, intake: transport.intake, logger, tracking, isQueued: (key) => transport.hasDedupeKey(key), pressure });
     await pickup.start();
     cleanups.push(async () => pickup.stop());
 
@@ -208,6 +225,12 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       queue: transport,
       logger,
       extraRoutes: [
+        async (req, res, url) => {
+          if (req.method !== 'GET' || url.pathname !== '/backpressure') return false;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(monitor.state));
+          return true;
+        },
         async (req, res, url) => {
           if (req.method !== 'GET' || url.pathname !== '/metrics') return false;
           const m = await metrics.text();
@@ -229,6 +252,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
         users.setFile(next.users.file);
         await receive.reload(next, tls ?? null);
         transport.reload(next);
+        await monitor.reload(next.transportService.backPressure);
         await pickup.reload(next);
         // Connections pooled by the old agents finish their current deliveries, then close.
         setTimeout(() => void oldAgents.close(), 60_000).unref();
@@ -240,6 +264,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
         await receive.stop(graceMs);
         await pickup.stop();
         await transport.stop(Math.max(0, deadline - Date.now()));
+        monitor.stop();
         await agents.close();
         await admin.close();
         trackingLog.close();

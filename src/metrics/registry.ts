@@ -13,6 +13,8 @@ export interface LiveGauges {
   poisonMessages(): number;
   activeDeliveries(): number;
   smtpSessions(): number;
+  /** Back pressure: 0 Normal, 1 Medium, 2 High. */
+  backPressureLevel(): number;
 }
 
 export class Metrics {
@@ -52,6 +54,7 @@ export class Metrics {
     gauge('mailyard_queue_poison_messages', 'Messages in the Poison queue', live.poisonMessages);
     gauge('mailyard_deliveries_active', 'Deliveries in progress', live.activeDeliveries);
     gauge('mailyard_smtp_sessions', 'Open SMTP sessions on Receive connectors', live.smtpSessions);
+    gauge('mailyard_back_pressure_level', 'Back pressure: 0 Normal, 1 Medium (anonymous senders refused), 2 High (all new mail refused)', live.backPressureLevel);
   }
 
   /** A tracking sink that counts the events it sees. */

@@ -33,6 +33,7 @@ import type { Config } from '../config/defaults.js';
 import { IntakeError, type Intake } from '../model/intake.js';
 import { formatReply } from '../model/reply.js';
 import type { TrackingSink } from '../model/tracking.js';
+import type { PressureLevel } from '../policy/back-pressure.js';
 import { headBytesNeeded, parsePickupFile, type PickupLimits } from './parse.js';
 
 export interface PickupDeps {
@@ -46,6 +47,8 @@ export interface PickupDeps {
   readonly now?: () => Date;
   /** Whether a message submitted with this IntakeRequest.dedupeKey is still queued (Transport.hasDedupeKey). */
   readonly isQueued?: (dedupeKey: string) => boolean;
+  /** Back pressure: the directories are not read while the level is Medium or High (Exchange pauses Pickup too). */
+  readonly pressure?: () => PressureLevel;
 }
 
 type Kind = 'pickup' | 'replay';
@@ -104,6 +107,7 @@ export class PickupService {
   private readonly intervalMs: number;
   private readonly now: () => Date;
   private readonly isQueued: ((dedupeKey: string) => boolean) | undefined;
+  private readonly pressure: (() => PressureLevel) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
@@ -121,6 +125,7 @@ export class PickupService {
     this.intervalMs = deps.intervalMs ?? 5000;
     this.now = deps.now ?? (() => new Date());
     this.isQueued = deps.isQueued;
+    this.pressure = deps.pressure;
   }
 
   private directories(): { kind: Kind; dir: string }[] {
@@ -158,6 +163,7 @@ export class PickupService {
 
   /** One pass over both directories (also used by tests and `start`). */
   async pollOnce(): Promise<void> {
+    if ((this.pressure?.() ?? 'Normal') !== 'Normal') return;
     for (const { kind, dir } of this.directories()) {
       if (this.halting) break;
       await this.pollDirectory(kind, dir);

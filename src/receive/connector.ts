@@ -15,6 +15,7 @@ import type { ProtocolLogService, ProtocolLogSink } from '../model/protocol.js';
 import type { SmtpReply } from '../model/reply.js';
 import { newSessionId } from '../model/ids.js';
 import { parseAddress } from '../model/address.js';
+import { admitsSender, type PressureLevel } from '../policy/back-pressure.js';
 import { checkMailFrom, checkRcpt } from '../policy/checks.js';
 import { classifyDomain } from '../policy/accepted-domains.js';
 import { formatPermissions } from '../policy/permissions.js';
@@ -65,6 +66,8 @@ export interface ReceiveDeps {
   readonly users?: VerifyLogin;
   /** Recipient validation for Authoritative domains when mailboxDelivery.recipientValidation is on. */
   readonly recipientExists?: RecipientLookup;
+  /** Back pressure level, asked at every MAIL FROM (policy/back-pressure.ts); Normal without it. */
+  readonly pressure?: () => PressureLevel;
 }
 
 export interface ConnectorDeps extends ReceiveDeps {
@@ -288,6 +291,11 @@ export class ConnectorRuntime {
   private onMailFrom(address: string, args: Record<string, string | true>, session: object, cb: (err?: Error | null) => void): void {
     const ctx = this.#ctx(session);
     const c = this.connector;
+    const pressure = this.deps.pressure?.() ?? 'Normal';
+    if (!admitsSender(pressure, ctx.principal.kind)) {
+      ctx.log('*', '', `Back pressure ${pressure}: no new mail is accepted from this session now`);
+      return cb(smtpError(REPLIES.insufficientResources));
+    }
     const size = typeof args.SIZE === 'string' ? Number(args.SIZE) : undefined;
     const v = checkMailFrom({
       permissions: ctx.permissions,

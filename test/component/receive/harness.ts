@@ -3,6 +3,7 @@
  * that writes each message to a temp dir and fsyncs it before resolving, a users file, an optional
  * self-signed certificate (made with openssl once per process) and the real protocol log writer.
  */
+import type { PressureLevel } from '../../../src/policy/back-pressure.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
@@ -120,6 +121,8 @@ export async function startHarness(opts: {
   mutualTls?: boolean;
   users?: boolean;
   extra?: Record<string, unknown>;
+  /** Back pressure level asked at MAIL FROM (the daemon's ResourceMonitor). */
+  pressure?: () => PressureLevel;
 }): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'mailyard-recv-'));
   const logDir = join(dir, 'log');
@@ -150,6 +153,7 @@ export async function startHarness(opts: {
     protocolLog,
     ...(opts.tls || opts.mutualTls ? { tls: { ...selfSignedCert(), ...(opts.mutualTls ? { ca: testPki().ca } : {}) } } : {}),
     ...(users ? { users: (l: string, p: string) => users!.verify(l, p) } : {}),
+    ...(opts.pressure ? { pressure: opts.pressure } : {}),
   });
   await service.start();
   const harness: Harness = {
