@@ -636,10 +636,13 @@ export class Transport {
     // A journalled message is still in memory: an agent that reads it from there gets it; any
     // other agent gets its file, written now.
     const content = agent.usesContent ? this.spool.heldContent(rec.id) : undefined;
+    let unwritable: string | undefined;
     if (!content) {
       try {
         await this.spool.ensureFile(rec.id);
       } catch (err) {
+        // The agent would only find no file: defer here, with the reason, and try again later.
+        unwritable = `could not write the content file: ${(err as Error)?.message ?? String(err)}`;
         this.logger.warn({ err, messageId: rec.id }, 'could not write the content file; recipients deferred');
       }
     }
@@ -663,7 +666,8 @@ export class Transport {
     };
     let result: DeliveryResult;
     try {
-      result = await agent.deliver(batch, this.shutdown.signal);
+      if (unwritable) result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: unwritable }])) };
+      else result = await agent.deliver(batch, this.shutdown.signal);
     } catch (err) {
       this.logger.warn({ err, messageId: rec.id, queue: q.keyStr }, 'delivery agent failed; recipients deferred');
       result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: `delivery agent error: ${(err as Error)?.message ?? String(err)}` }])) };
