@@ -409,6 +409,7 @@ export class ConnectorRuntime {
       localNames: this.#localNames,
       permissions: ctx.permissions,
       rejectBareLf: c.bareLinefeedRejectionEnabled,
+      prepend,
       ...(ctx.principal.kind === 'user' ? { addIfMissing: { messageId: messageIdFor(randomBytes(12).toString('hex'), c.fqdn), date: rfc5322Date(now) } } : {}),
       accept: (body) =>
         this.deps.intake.accept(
@@ -425,7 +426,6 @@ export class ConnectorRuntime {
               permissions: formatPermissions(ctx.permissions).split(' ').filter(Boolean),
             },
             receivedAt: now,
-            prepend,
           },
           body,
         ),

@@ -29,6 +29,12 @@ export interface DataOptions {
   readonly rejectBareLf: boolean;
   /** Fields to add when absent (authenticated submissions): full "Name: value" without CRLF. */
   readonly addIfMissing?: { readonly messageId: string; readonly date: string };
+  /**
+   * Written before the client's header (our Received field, CRLF-terminated, UTF-8). It goes into
+   * the header buffer that is built anyway, so the Intake gets the message whole and need not copy
+   * it once more to put the field in front.
+   */
+  readonly prepend?: string;
   /** Gets a Buffer for a message up to GATHER_MAX bytes, a stream for a larger one. */
   readonly accept: (body: Readable | Buffer) => Promise<IntakeResult>;
 }
@@ -109,7 +115,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       o.source.resume();
     };
 
-    const startBody = (header: Buffer, rest: Buffer | undefined, hadSeparator: boolean) => {
+    const startBody = (header: Buffer, rest: Buffer | undefined) => {
       const fields = splitHeader(header.toString('latin1'));
       if (hopCountExceeded(fields, o.maxHopCount)) return fail(REPLIES.hopCountExceeded, `more than ${o.maxHopCount} Received fields`);
       if (o.maxLocalHopCount && o.localNames && localHopCountExceeded(fields, o.maxLocalHopCount, o.localNames)) {
@@ -126,7 +132,8 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
         if (!hasField(fw.kept, 'date')) extra.push(`Date: ${o.addIfMissing.date}\r\n`);
       }
       internetMessageId ??= fieldValue(fw.kept, 'message-id');
-      const newHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + (hadSeparator || rest ? '\r\n' : '\r\n'), 'latin1');
+      const clientHeader = Buffer.from(fw.kept.map((f) => f.raw).join('') + extra.join('') + '\r\n', 'latin1');
+      const newHeader = o.prepend ? Buffer.concat([Buffer.from(o.prepend, 'utf8'), clientHeader]) : clientHeader;
       held = [newHeader];
       heldLen = newHeader.length;
       if (!reserve(newHeader.length)) {
@@ -198,7 +205,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
       }
       if (end.headerEnd > o.maxHeaderSize) return fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
       headerBuf = [];
-      startBody(all.subarray(0, end.headerEnd), all.subarray(end.bodyStart), true);
+      startBody(all.subarray(0, end.headerEnd), all.subarray(end.bodyStart));
     });
 
     o.source.on('end', () => {
@@ -206,7 +213,7 @@ export function receiveData(o: DataOptions): Promise<DataOutcome> {
         // The message has no blank line: all of it is header.
         const all = headerBuf.length === 1 ? headerBuf[0]! : Buffer.concat(headerBuf, headerLen);
         if (all.length > o.maxHeaderSize) fail(REPLIES.headerTooBig, `header larger than ${o.maxHeaderSize} bytes`);
-        else startBody(all.length && all[all.length - 1] !== 0x0a ? Buffer.concat([all, Buffer.from('\r\n')]) : all, undefined, false);
+        else startBody(all.length && all[all.length - 1] !== 0x0a ? Buffer.concat([all, Buffer.from('\r\n')]) : all, undefined);
       }
       if (failure) return finish({ kind: 'rejected', reply: failure.reply, reason: failure.reason });
       if (out) out.end();

@@ -48,7 +48,7 @@ import type { Resolver } from '../../platform/dns.js';
 import { classify, classifyReply, type Classification, type DeliveryFailure } from '../classify.js';
 import { isOwnServer } from '../header-firewall.js';
 import { downgrade8bitChunks } from './downgrade.js';
-import { applyFirewallToBuffer, chunkStream, encodeDataBody, fileHas8bit, has8bit, openMessage, prepareData, readMessageUpTo } from './message-stream.js';
+import { applyFirewallToBuffer, chunkStream, encodeDataChunks, fileHas8bit, has8bit, openMessage, prepareData, readMessageUpTo } from './message-stream.js';
 import { orderAddresses, orderMxHosts, planMx, type RandomSource } from './mx.js';
 import { SessionPool } from './pool.js';
 import { SmtpSession, type OpenFailure, type SessionOptions, type SessionTarget, type TransactionResult } from './session.js';
@@ -553,7 +553,7 @@ class SmtpDeliveryAgent implements DeliveryAgent {
     // from its chunks (nodemailer then normalises line ends and dot-stuffs, as for a spooled file).
     const body = converted
       ? converted.length <= INLINE_MAX_BYTES
-        ? { data: encodeDataBody(Buffer.concat(converted.chunks, converted.length)) }
+        ? { data: encodeDataChunks(Buffer.concat(converted.chunks, converted.length)) }
         : { message: chunkStream(converted.chunks) }
       : raw
         ? { data: prepareData(raw, firewall).data }

@@ -121,9 +121,10 @@ const DOT = 0x2e;
  * The bytes to send after a 354: bare CR and bare LF become CRLF, a dot starting a line (also
  * after a bare CR) is doubled, and the "." line ends it. The same bytes nodemailer's DataStream
  * writes for the same input. Well-formed input (CRLF only, no line starting with a dot) costs a
- * native scan for line ends and one copy.
+ * native scan for line ends and no copy: it comes back as the input itself followed by the
+ * terminator, to be written together (one writev).
  */
-export function encodeDataBody(src: Buffer): Buffer {
+export function encodeDataChunks(src: Buffer): Buffer[] {
   const n = src.length;
   let clean = n === 0 || src[0] !== DOT;
   let lines = 0;
@@ -140,14 +141,7 @@ export function encodeDataBody(src: Buffer): Buffer {
     for (let cr = src.indexOf(CR); cr !== -1 && crs <= lines; cr = src.indexOf(CR, cr + 1)) crs++;
     clean = crs === lines;
   }
-  if (clean) {
-    const last = n > 0 ? src[n - 1] : undefined;
-    const tail = last === LF ? '.\r\n' : '\r\n.\r\n';
-    const out = Buffer.allocUnsafe(n + tail.length);
-    src.copy(out, 0);
-    out.write(tail, n, 'latin1');
-    return out;
-  }
+  if (clean) return [src, n > 0 && src[n - 1] === LF ? DOT_LINE : CRLF_DOT_LINE];
   // Worst case: every byte doubles, plus the terminator.
   const out = Buffer.allocUnsafe(2 * n + 5);
   let o = 0;
@@ -166,13 +160,22 @@ export function encodeDataBody(src: Buffer): Buffer {
     prev = b;
   }
   o += out.write(prev === LF ? '.\r\n' : prev === CR ? '\n.\r\n' : '\r\n.\r\n', o, 'latin1');
-  return Buffer.from(out.subarray(0, o));
+  return [Buffer.from(out.subarray(0, o))];
 }
 
-/** The DATA bytes of a message held in memory: header firewall, then `encodeDataBody`. */
-export function prepareData(raw: Buffer, policy: HeaderFirewallPolicy): { data: Buffer; removed: readonly string[] } {
+const DOT_LINE = Buffer.from('.\r\n');
+const CRLF_DOT_LINE = Buffer.from('\r\n.\r\n');
+
+/** encodeDataChunks as one Buffer. */
+export function encodeDataBody(src: Buffer): Buffer {
+  const chunks = encodeDataChunks(src);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** The DATA bytes of a message held in memory: header firewall, then `encodeDataChunks`. */
+export function prepareData(raw: Buffer, policy: HeaderFirewallPolicy): { data: Buffer[]; removed: readonly string[] } {
   const { message, removed } = applyFirewallToBuffer(raw, policy);
-  return { data: encodeDataBody(message), removed };
+  return { data: encodeDataChunks(message), removed };
 }
 
 /** True when the buffer holds any byte ≥ 0x80. */

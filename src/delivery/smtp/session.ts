@@ -84,8 +84,8 @@ export interface Transaction {
   readonly envid?: string;
   /** The message as a stream (nodemailer normalises line ends and dot-stuffs it), or ... */
   readonly message?: Readable;
-  /** ... the exact DATA bytes, already normalised and dot-stuffed, ending in "<CRLF>.<CRLF>". */
-  readonly data?: Buffer;
+  /** ... the exact DATA bytes in order, already normalised and dot-stuffed, ending in "<CRLF>.<CRLF>". */
+  readonly data?: readonly Buffer[];
   /** For the "sending message" protocol log line. */
   readonly recordId: string;
   readonly internetMessageId?: string;
@@ -117,7 +117,7 @@ interface NodemailerError extends Error {
 /** What nodemailer's send() does with the object `_createSendStream` returns for a Buffer message. */
 interface DataSink {
   outByteCount: number;
-  write(chunk: Buffer): boolean;
+  write(chunks: readonly Buffer[]): boolean;
   end(): void;
 }
 
@@ -178,16 +178,22 @@ class TappedConnection extends SMTPConnection {
   _createSendStream(callback: ReplyCallback): unknown {
     this.dataStarted = true;
     if (!this.directData) return baseCreateSendStream.call(this, callback);
-    // send() calls write(message) once and end(), then reads outByteCount with the final reply.
+    // send() calls write(message) once with Transaction.data (the chunks) and end(), then reads
+    // outByteCount with the final reply. The chunks go out corked: one writev.
     const self = this as unknown as Internals;
     self._responseActions.push((str) => self._actionSMTPStream(str, callback));
     const socket = self._socket;
     const sink: DataSink = {
       outByteCount: 0,
-      write(chunk: Buffer): boolean {
-        sink.outByteCount += chunk.length;
+      write(chunks: readonly Buffer[]): boolean {
+        for (const c of chunks) sink.outByteCount += c.length;
         if (!socket || socket.destroyed) return false;
-        return socket.write(chunk);
+        if (chunks.length === 1) return socket.write(chunks[0]!);
+        socket.cork();
+        let room = true;
+        for (const c of chunks) room = socket.write(c);
+        socket.uncork();
+        return room;
       },
       end(): void {},
     };
@@ -571,7 +577,9 @@ export class SmtpSession {
     conn.mailReply = undefined;
     conn.dataStarted = false;
     conn.directData = tx.data !== undefined;
-    const message = tx.data ?? tx.message;
+    // nodemailer hands a non-stream message unchanged to the sink of _createSendStream (above),
+    // which takes the chunks of Transaction.data.
+    const message = (tx.data as unknown as Buffer | undefined) ?? tx.message;
     if (!message) throw new Error('Transaction without message data');
     if (!this.alive) {
       // Found dead before anything was written (the peer hung up while the session was idle).

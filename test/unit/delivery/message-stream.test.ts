@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
-import { applyFirewallToBuffer, asXtext, chunkStream, encodeDataBody, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
+import { applyFirewallToBuffer, asXtext, chunkStream, encodeDataBody, encodeDataChunks, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
 
 async function through(chunks: readonly string[], own = false): Promise<string> {
   const out: Buffer[] = [];
@@ -83,6 +83,13 @@ describe('encodeDataBody (the in-memory DATA encoder)', () => {
       assert.equal(got.toString('latin1'), (await viaDataStream(Buffer.from(input, 'latin1'))).toString('latin1'), 'same bytes as DataStream');
     });
   }
+  test('well-formed input is not copied: the input itself goes out, then the "." line', () => {
+    const raw = Buffer.from('Subject: a\r\n\r\nbody\r\n');
+    const chunks = encodeDataChunks(raw);
+    assert.equal(chunks[0], raw);
+    assert.equal(Buffer.concat(chunks).toString('latin1'), 'Subject: a\r\n\r\nbody\r\n.\r\n');
+    assert.equal(encodeDataChunks(Buffer.from('x\r\n.y\r\n')).length, 1, 'a line starting with a dot is rewritten');
+  });
   test('random inputs over CR, LF, dot and letters: same bytes as DataStream, no bare CR or LF', async () => {
     let seed = 7;
     const next = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
@@ -100,7 +107,7 @@ describe('prepareData / applyFirewallToBuffer', () => {
   test('filters the header block, leaves the body, then encodes', () => {
     const { data, removed } = prepareData(Buffer.from(MSG, 'latin1'), { sendOrganizationHeaders: false });
     assert.deepEqual(removed, ['X-MS-Exchange-Organization-SCL', 'X-Mailyard-Forest-Y']);
-    assert.equal(data.toString('latin1'), 'Subject: a\r\nTo: b@c\r\n\r\nX-MS-Exchange-Organization-Body: kept\r\n..\r\n.\r\n');
+    assert.equal(Buffer.concat(data).toString('latin1'), 'Subject: a\r\nTo: b@c\r\n\r\nX-MS-Exchange-Organization-Body: kept\r\n..\r\n.\r\n');
   });
   test('nothing to remove: the same buffer comes back (no copy)', () => {
     const raw = Buffer.from('Subject: a\r\n\r\nX-MS-Exchange-Organization-Body: in the body\r\n');
