@@ -156,3 +156,27 @@ export function writeConfig(dir: string, text: string, name = 'mailyard.yaml'): 
   writeFileSync(file, text);
   return file;
 }
+
+/**
+ * A daemon that takes mail for one domain from anyone on 127.0.0.1:port and delivers it to a
+ * Maildir under mailRoot; `extra` is appended as more top-level YAML.
+ */
+export function maildirDaemonConfig(o: { name: string; domain: string; port: number; dataDir: string; logDir: string; mailRoot: string; extra?: string }): string {
+  return `server:
+  name: ${o.name}
+  fqdn: mx.${o.domain}
+  dataDir: ${o.dataDir}
+  logDir: ${o.logDir}
+  admin: { listen: "127.0.0.1:0" }
+acceptedDomains:
+  - { domainName: ${o.domain}, domainType: Authoritative, default: true }
+mailboxDelivery:
+  type: maildir
+  maildirRoot: ${o.mailRoot}/{domain}/{local}
+receiveConnectors:
+  - name: Inbound
+    bindings: ["127.0.0.1:${o.port}"]
+    permissionGroups: [AnonymousUsers]
+    authMechanism: [None]
+${o.extra ?? ''}`;
+}

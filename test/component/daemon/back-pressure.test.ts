@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePort, maildirDaemonConfig, tempDir, writeConfig } from '../../helpers/daemon.js';
 import { LineClient } from '../../helpers/smtp-client.js';
 
 const tmp = tempDir();
@@ -48,25 +48,15 @@ test('a full spool disk refuses new mail with 452 4.3.1 until space comes back',
   const port = await freePort();
   const file = writeConfig(
     tmp.path,
-    `server:
-  name: BP01
-  fqdn: mx.pressure.example
-  dataDir: ${mnt}/data
-  logDir: ${tmp.path}/log
-  admin: { listen: "127.0.0.1:0" }
-acceptedDomains:
-  - { domainName: pressure.example, domainType: Authoritative, default: true }
-mailboxDelivery:
-  type: maildir
-  maildirRoot: ${tmp.path}/mail/{domain}/{local}
-receiveConnectors:
-  - name: Inbound
-    bindings: ["127.0.0.1:${port}"]
-    permissionGroups: [AnonymousUsers]
-    authMechanism: [None]
-transportService:
-  backPressure: { minimumFreeDiskSpace: 4MB, checkInterval: 100ms }
-`,
+    maildirDaemonConfig({
+      name: 'BP01',
+      domain: 'pressure.example',
+      port,
+      dataDir: `${mnt}/data`,
+      logDir: `${tmp.path}/log`,
+      mailRoot: `${tmp.path}/mail`,
+      extra: 'transportService:\n  backPressure: { minimumFreeDiskSpace: 4MB, checkInterval: 100ms }\n',
+    }),
   );
   daemon = new DaemonProcess(file);
   const started = await daemon.waitForLog((l) => l.code === 'STARTED');

@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePort, maildirDaemonConfig, tempDir, writeConfig } from '../../helpers/daemon.js';
 import { LineClient } from '../../helpers/smtp-client.js';
 
 const tmp = tempDir();
@@ -20,23 +20,7 @@ test('a delivered message shows in /metrics and in the Maildir', async () => {
   const port = await freePort();
   const file = writeConfig(
     tmp.path,
-    `server:
-  name: MET01
-  fqdn: mx.metrics.example
-  dataDir: ${tmp.path}/spool
-  logDir: ${tmp.path}/log
-  admin: { listen: "127.0.0.1:0" }
-acceptedDomains:
-  - { domainName: metrics.example, domainType: Authoritative, default: true }
-mailboxDelivery:
-  type: maildir
-  maildirRoot: ${tmp.path}/mail/{domain}/{local}
-receiveConnectors:
-  - name: Inbound
-    bindings: ["127.0.0.1:${port}"]
-    permissionGroups: [AnonymousUsers]
-    authMechanism: [None]
-`,
+    maildirDaemonConfig({ name: 'MET01', domain: 'metrics.example', port, dataDir: `${tmp.path}/spool`, logDir: `${tmp.path}/log`, mailRoot: `${tmp.path}/mail` }),
   );
   daemon = new DaemonProcess(file);
   const started = await daemon.waitForLog((l) => l.code === 'STARTED');
