@@ -241,7 +241,7 @@ export const transportServiceSchema = z
     backPressure: z
       .strictObject({
         enabled: z.boolean().default(true).describe('refuse new mail (452 4.3.1) while the server is short of disk space or holds too many messages'),
-        minimumFreeDiskSpace: size().prefault('100MB').describe("free space on the spool's file system below which all new mail is refused (High); below twice this, anonymous senders are refused (Medium)"),
+        minimumFreeDiskSpace: size().prefault('100MB').describe("free space on the spool's file system below which all new mail is refused (High); below twice this, anonymous senders are refused (Medium); 0 turns the check off"),
         maxQueuedMessages: countOrUnlimited(1).prefault(100_000).describe('messages in the queue at which all new mail is refused (High); from 75% of it anonymous senders are refused (Medium)'),
         checkInterval: duration().prefault('2s').describe('how often disk space and queue length are checked'),
       })

@@ -75,7 +75,9 @@ export function evaluatePressure(reading: ResourceReading, settings: BackPressur
   const resources: ResourceState[] = [];
 
   const min = settings.minimumFreeDiskSpace;
-  if (reading.freeDiskBytes !== undefined && min > 0) {
+  // 0 (or "unlimited", which no disk could satisfy) turns the disk check off.
+  const diskChecked = min > 0 && Number.isFinite(min);
+  if (reading.freeDiskBytes !== undefined && diskChecked) {
     // Free space shrinks as pressure grows: compare its negation.
     const level = band(-reading.freeDiskBytes, { high: -min, medium: -2 * min, highClear: -1.25 * min, mediumClear: -2.5 * min }, before('DiskSpace'));
     resources.push({
@@ -83,7 +85,7 @@ export function evaluatePressure(reading: ResourceReading, settings: BackPressur
       level,
       detail: `${mb(reading.freeDiskBytes)} free on the spool's file system (Medium below ${mb(2 * min)}, High below ${mb(min)})`,
     });
-  } else if (reading.freeDiskBytes === undefined && min > 0) {
+  } else if (reading.freeDiskBytes === undefined && diskChecked) {
     // Unreadable this time: keep what the last reading said rather than guess.
     const last = previous.resources.find((s) => s.resource === 'DiskSpace');
     if (last) resources.push(last);

@@ -45,6 +45,7 @@ describe('back pressure levels', () => {
     assert.deepEqual(walk([{ free: 1, queued: 1e9 }], { ...settings, enabled: false }), ['Normal']);
     assert.deepEqual(walk([{ free: 1e6, queued: 1e9 }], { ...settings, maxQueuedMessages: Number.POSITIVE_INFINITY }), ['Normal']);
     assert.deepEqual(walk([{ free: 0 }], { ...settings, minimumFreeDiskSpace: 0 }), ['Normal']);
+    assert.deepEqual(walk([{ free: 0 }], { ...settings, minimumFreeDiskSpace: Number.POSITIVE_INFINITY }), ['Normal']);
   });
 
   test('who may start a transaction at each level', () => {
