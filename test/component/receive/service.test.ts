@@ -7,6 +7,30 @@ import { LineClient } from '../../helpers/smtp-client.js';
 import { message, startHarness, testPki } from './harness.js';
 
 describe('Receive service listeners and sessions', () => {
+  test('the local endpoint in the protocol log is the address the client reached, on wildcard and specific listeners', async () => {
+    const h = await startHarness({
+      connectors: [
+        { name: 'Wildcard', usage: 'Internet', bindings: ['0.0.0.0:0'] },
+        { name: 'Specific', usage: 'Internet', bindings: ['127.0.0.3:0'] },
+      ],
+    });
+    try {
+      for (const [connector, host] of [['Wildcard', '127.0.0.2'], ['Wildcard', '127.0.0.1'], ['Specific', '127.0.0.3']] as const) {
+        const port = h.port(connector);
+        const c = await LineClient.connect(port, { host });
+        assert.equal((await c.read()).code, 220);
+        const local = c.socket.localPort;
+        assert.equal((await c.cmd('QUIT')).code, 221);
+        await c.waitClosed();
+        const line = new RegExp(`EX01\\\\${connector},[0-9A-F]{16},0,${host.replace(/\./g, '\\.')}:${port},127\\.0\\.0\\.1:${local},\\+`);
+        const lines = await h.protocolLinesUntil(line, 3000);
+        assert.ok(lines.some((l) => line.test(l)), `${connector} via ${host}: ${lines.filter((l) => l.includes(`:${local},`)).join(' | ')}`);
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
   test('connectors sharing a binding: the most specific remote range serves the client', async () => {
     const h = await startHarness({
       connectors: [
