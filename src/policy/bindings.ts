@@ -27,6 +27,8 @@ export interface ListenerSpec {
   readonly host: string;
   readonly port: number;
   readonly family: 4 | 6;
+  /** Bound to 0.0.0.0 or [::]: the local address of a connection must be asked of the socket. */
+  readonly wildcard: boolean;
   readonly bindings: string[];
 }
 
@@ -47,7 +49,7 @@ export function listenerSpecs(connectors: readonly { readonly enabled: boolean; 
     const useWildcard = b.port !== 0 && wildcardPorts.has(`${b.family}|${b.port}`);
     const host = useWildcard ? (b.family === 4 ? '0.0.0.0' : '::') : b.address;
     const key = `${host}|${b.port}`;
-    const spec = specs.get(key) ?? { key, host, port: b.port, family: b.family, bindings: [] };
+    const spec = specs.get(key) ?? { key, host, port: b.port, family: b.family, wildcard: useWildcard || b.wildcard, bindings: [] };
     if (!spec.bindings.includes(b.text)) spec.bindings.push(b.text);
     specs.set(key, spec);
   }

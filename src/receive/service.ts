@@ -180,8 +180,8 @@ export class ReceiveService {
       return;
     }
     // A listener on one address knows its local endpoint; only a wildcard one must ask the socket.
-    const wildcard = listener.spec.host === '0.0.0.0' || listener.spec.host === '::';
-    const rawLocal = wildcard ? (socket.localAddress ?? '') : listener.spec.host;
+    const { wildcard, host } = listener.spec;
+    const rawLocal = wildcard ? (socket.localAddress ?? '') : host;
     const localPort = wildcard ? (socket.localPort ?? listener.actualPort) : listener.actualPort;
     const { localAddr, remoteAddr, sel } = this.#select(listener, rawLocal, socket.remoteAddress ?? '');
     if (sel.kind === 'refused') {
