@@ -200,8 +200,8 @@ export function resolveRecipient(config: Config, recipient: string, opts: Resolv
   if (hit && opts.size > hit.lo && opts.size <= hit.hi) return hit.decision;
   const sizes: number[] = [];
   const decision = decide(config, recipient, addr, opts, sizes);
-  const quotesSize = decision.kind === 'unroutable' ? decision.enhanced === '5.3.4' : false;
-  if (!quotesSize && !decision.candidates.some((c) => c.reason.startsWith('message size'))) {
+  // A size-dependent text (a candidate dropped for size, and so also the 5.3.4 reason) is never kept.
+  if (!decision.candidates.some((c) => c.reason.startsWith('message size'))) {
     let lo = -Infinity;
     let hi = Infinity;
     for (const max of sizes) {
