@@ -22,6 +22,7 @@ import { MessageTrackingLog, teeTracking, trackingLogOptions } from '../logging/
 import { Metrics } from '../metrics/registry.js';
 import { Transport } from '../queue/manager.js';
 import { ResourceMonitor } from '../queue/resource-monitor.js';
+import { PRESSURE_RANK } from '../policy/back-pressure.js';
 import { ReceiveService, type ReceiveTls } from '../receive/index.js';
 import { PickupService } from '../pickup/pickup.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
@@ -164,7 +165,7 @@ export async function buildServices(initial: Config, logger: Logger): Promise<Se
       poisonMessages: () => live.transport?.stats().poison ?? 0,
       activeDeliveries: () => live.transport?.stats().active ?? 0,
       smtpSessions: () => live.receive?.sessionCount ?? 0,
-      backPressureLevel: () => ({ Normal: 0, Medium: 1, High: 2 })[live.monitor?.level ?? 'Normal'],
+      backPressureLevel: () => PRESSURE_RANK[live.monitor?.level ?? 'Normal'],
     });
     const tracking: TrackingSink = teeTracking(config.transportService.messageTrackingLogEnabled ? trackingLog : nullTrackingSink, metrics.tracking);
 

@@ -48,11 +48,12 @@ export interface PressureState {
 
 export const NORMAL: PressureState = { level: 'Normal', resources: [] };
 
-const RANK: Record<PressureLevel, number> = { Normal: 0, Medium: 1, High: 2 };
+/** A level as a number (0 Normal, 1 Medium, 2 High): for comparisons and the metric. */
+export const PRESSURE_RANK: Readonly<Record<PressureLevel, number>> = { Normal: 0, Medium: 1, High: 2 };
 
 /** The worse of two levels. */
 export function worse(a: PressureLevel, b: PressureLevel): PressureLevel {
-  return RANK[a] >= RANK[b] ? a : b;
+  return PRESSURE_RANK[a] >= PRESSURE_RANK[b] ? a : b;
 }
 
 /**
