@@ -664,13 +664,13 @@ export class Transport {
       size: rec.size,
       ...(rec.internetMessageId ? { internetMessageId: rec.internetMessageId } : {}),
     };
+    const deferAll = (detail: string): DeliveryResult => ({ outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail }])) });
     let result: DeliveryResult;
     try {
-      if (unwritable) result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: unwritable }])) };
-      else result = await agent.deliver(batch, this.shutdown.signal);
+      result = unwritable ? deferAll(unwritable) : await agent.deliver(batch, this.shutdown.signal);
     } catch (err) {
       this.logger.warn({ err, messageId: rec.id, queue: q.keyStr }, 'delivery agent failed; recipients deferred');
-      result = { outcomes: new Map(addrs.map((a) => [a, { kind: 'deferred', category: 'other', detail: `delivery agent error: ${(err as Error)?.message ?? String(err)}` }])) };
+      result = deferAll(`delivery agent error: ${(err as Error)?.message ?? String(err)}`);
     }
     const now = this.clock.now();
     if (result.connectionFailure) {
