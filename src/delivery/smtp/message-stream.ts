@@ -3,10 +3,10 @@
  * the body is left untouched. Two ways (a third for the rare 7-bit conversion, see the end):
  * - small messages (the common case) are read whole and turned into the exact bytes of the DATA
  *   phase here (`prepareData`): header firewall, every bare CR or LF made CRLF, dot-stuffed exactly
- *   once, "<CRLF>.<CRLF>" appended, so the session can write them in one go;
+ *   once, "<CRLF>.<CRLF>" appended, so the session can write them in one go (one writev);
  * - large ones are streamed (`openMessage`) and the SMTP client (nodemailer's DataStream) does the
  *   CRLF normalisation and dot-stuffing, so that path must never dot-stuff itself.
- * `encodeDataBody` produces byte for byte what DataStream produces, so no bare LF and no
+ * `encodeDataChunks` produces, joined, byte for byte what DataStream produces, so no bare LF and no
  * "<LF>.<LF>" can reach the next hop either way.
  *
  * Also: a scan for 8-bit bytes, so a message labelled 8BITMIME/SMTPUTF8 that is in fact 7-bit
@@ -165,12 +165,6 @@ export function encodeDataChunks(src: Buffer): Buffer[] {
 
 const DOT_LINE = Buffer.from('.\r\n');
 const CRLF_DOT_LINE = Buffer.from('\r\n.\r\n');
-
-/** encodeDataChunks as one Buffer. */
-export function encodeDataBody(src: Buffer): Buffer {
-  const chunks = encodeDataChunks(src);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
 
 /** The DATA bytes of a message held in memory: header firewall, then `encodeDataChunks`. */
 export function prepareData(raw: Buffer, policy: HeaderFirewallPolicy): { data: Buffer[]; removed: readonly string[] } {

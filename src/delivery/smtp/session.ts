@@ -14,7 +14,7 @@
  * - DSN parameters are sent per recipient (NOTIFY, ORCPT) and per message (RET, ENVID) only when
  *   the peer offers DSN; SMTPUTF8 is declared when the message needs it and the peer offers it;
  * - the message bytes are dot-stuffed exactly once and every line ends in CRLF (DataStream for a
- *   stream, the caller's `encodeDataBody` for prepared bytes, which are written as they are);
+ *   stream, the caller's `encodeDataChunks` for prepared bytes, which are written as they are);
  * - a transaction that failed before the peer said anything about it (or said 421 to MAIL) on a
  *   session that had been used before is reported `staleSession`: no message data went out, so
  *   the caller can try again on another connection without any risk of a duplicate;

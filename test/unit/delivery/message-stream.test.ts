@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
-import { applyFirewallToBuffer, asXtext, chunkStream, encodeDataBody, encodeDataChunks, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
+import { applyFirewallToBuffer, asXtext, chunkStream, encodeDataChunks, encodeXtext, findHeaderEnd, has8bit, HeaderFirewallStream, prepareData } from '../../../src/delivery/smtp/message-stream.js';
 
 async function through(chunks: readonly string[], own = false): Promise<string> {
   const out: Buffer[] = [];
@@ -63,7 +63,10 @@ async function viaDataStream(input: Buffer): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-describe('encodeDataBody (the in-memory DATA encoder)', () => {
+/** The DATA bytes as one buffer, as they reach the peer. */
+const encodeDataBody = (src: Buffer): Buffer => Buffer.concat(encodeDataChunks(src));
+
+describe('encodeDataChunks (the in-memory DATA encoder)', () => {
   const cases: [string, string, string][] = [
     ['well-formed', 'Subject: a\r\n\r\nbody\r\n', 'Subject: a\r\n\r\nbody\r\n.\r\n'],
     ['no final line end', 'Subject: a\r\n\r\nbody', 'Subject: a\r\n\r\nbody\r\n.\r\n'],
