@@ -7,7 +7,9 @@
  * compares runs minutes apart. Prints the harness's report with ratios against Postfix.
  *
  * Options: --quick (1/10 of the messages), --runs N (default 1), --workloads 2k,2k-reuse,100k,
- * --no-postfix (Mailyard only), --no-fsync (for comparison only; never a production setting).
+ * --no-postfix (Mailyard only), --no-fsync (for comparison only; never a production setting),
+ * --floor (also runs floor.ts, the same relay path built from the required libraries alone, to
+ * show how much of Mailyard's cost per message is its own).
  * Never asserts timings; it only reports.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -37,6 +39,7 @@ const scale = flag('--quick') ? 10 : 1;
 const runs = Number(opt('--runs', '1'));
 const workloads = opt('--workloads', '2k,2k-reuse,100k').split(',');
 const withPostfix = !flag('--no-postfix');
+const withFloor = flag('--floor');
 const mtaPort = 39125;
 const sinkPort = 39124;
 
@@ -94,6 +97,16 @@ async function startMailyard(config: string): Promise<ChildProcess> {
   return child;
 }
 
+async function startFloor(dir: string): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'test', 'bench', 'floor.ts'), '--listen', `127.0.0.1:${mtaPort}`, '--next-hop', `127.0.0.1:${sinkPort}`, '--file', join(dir, 'floor.journal')],
+    { stdio: ['ignore', 'ignore', 'inherit'], cwd: root },
+  );
+  await waitForPort(mtaPort, 15000);
+  return child;
+}
+
 async function stopMailyard(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   await new Promise<void>((res) => {
@@ -127,15 +140,19 @@ for (let rep = 1; rep <= runs; rep++) {
       lines[lines.length - 1] = JSON.stringify(last);
       writeFileSync(results, `${lines.join('\n')}\n`);
     }
-    const child = await startMailyard(benchConfig(mkdtempSync(join(work, `run-${wl}-`))));
-    const n = Number(common[1]);
-    sh(process.execPath, [
-      join(benchDir, 'lib', 'run-case.js'),
-      '--target', `127.0.0.1:${mtaPort}`, '--sink-port', String(sinkPort), ...common,
-      '--label', 'mailyard', '--workload', wl, '--rep', String(rep), '--json', results,
-      '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
-    ]);
-    await stopMailyard(child);
+    const systems: Array<[string, (dir: string) => Promise<ChildProcess>]> = [['mailyard', (dir) => startMailyard(benchConfig(dir))]];
+    if (withFloor) systems.push(['floor', startFloor]);
+    for (const [label, start] of systems) {
+      const child = await start(mkdtempSync(join(work, `run-${label}-${wl}-`)));
+      const n = Number(common[1]);
+      sh(process.execPath, [
+        join(benchDir, 'lib', 'run-case.js'),
+        '--target', `127.0.0.1:${mtaPort}`, '--sink-port', String(sinkPort), ...common,
+        '--label', label, '--workload', wl, '--rep', String(rep), '--json', results,
+        '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
+      ]);
+      await stopMailyard(child);
+    }
   }
 }
 sh(process.execPath, [join(benchDir, 'lib', 'report.js'), results, ...(withPostfix ? ['--ref', 'postfix'] : []), '--markdown']);
