@@ -81,6 +81,13 @@ export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: b
   return `${line}\r\n`;
 }
 
+/** Writes all of `bytes` (resuming a short write); returns the count. */
+function writeAllSync(fd: number, bytes: Buffer): number {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  return bytes.length;
+}
+
 export function trackingFileName(at: Date, instance: number): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `MSGTRK${at.getUTCFullYear()}${p(at.getUTCMonth() + 1)}${p(at.getUTCDate())}${p(at.getUTCHours())}-${instance}.LOG`;
@@ -110,9 +117,22 @@ export function trackingLogOptions(config: Config, logger: Logger): TrackingLogO
   };
 }
 
-/** The tracking log writer: a TrackingSink that appends to the MSGTRK files. */
+/** Bytes of one pending-lines chunk; a line longer than a chunk gets a chunk of its own. */
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The tracking log writer: a TrackingSink that appends to the MSGTRK files. Each line is encoded
+ * to UTF-8 into a chunk of pending bytes as it is emitted, so the line's string dies at once
+ * instead of living (and being copied by the garbage collector) until the next flush.
+ */
 export class MessageTrackingLog implements TrackingSink {
-  private lines: string[] = [];
+  /** Full chunks of pending bytes, then `chunk` filled up to `used`. */
+  private full: Buffer[] = [];
+  private chunk: Buffer | undefined;
+  private used = 0;
+  private pendingBytes = 0;
+  /** Where each pending line ends, counted over all pending bytes (for a file roll mid-batch). */
+  private lineEnds: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private file: { fd: number; hour: string; instance: number; size: number } | undefined;
   private errorLogged = false;
@@ -122,54 +142,71 @@ export class MessageTrackingLog implements TrackingSink {
 
   emit(event: TrackingEvent): void {
     if (!this.opts.enabled || this.closed) return;
-    this.lines.push(formatTrackingEvent(event));
-    if (this.lines.length > 5000) this.flush();
+    this.append(formatTrackingEvent(event));
+    if (this.lineEnds.length > 5000) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), 250);
       this.timer.unref?.();
     }
   }
 
+  private append(line: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    if (!this.chunk || this.chunk.length - this.used < 3 * line.length) {
+      if (this.chunk && this.used > 0) this.full.push(this.chunk.subarray(0, this.used));
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * line.length));
+      this.used = 0;
+    }
+    const n = this.chunk.write(line, this.used, 'utf8');
+    this.used += n;
+    this.pendingBytes += n;
+    this.lineEnds.push(this.pendingBytes);
+  }
+
+  /**
+   * Takes the pending bytes (one Buffer) and line ends, leaving nothing pending. The bytes may be
+   * a view of the current chunk, which the next line overwrites: use them before that.
+   */
+  private takePending(): { bytes: Buffer; ends: number[] } {
+    const parts = this.chunk && this.used > 0 ? [...this.full, this.chunk.subarray(0, this.used)] : this.full;
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.pendingBytes);
+    const ends = this.lineEnds;
+    this.full = [];
+    this.used = 0;
+    this.pendingBytes = 0;
+    this.lineEnds = [];
+    return { bytes, ends };
+  }
+
   /** Writes buffered lines now (synchronously). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const lines = this.lines;
-    this.lines = [];
-    if (!lines.length) return;
+    if (!this.lineEnds.length) return;
+    const { bytes, ends } = this.takePending();
     try {
       const now = (this.opts.now ?? (() => new Date()))();
-      // One write per run of lines that go to the same file (a file rolls at maxFileSize).
       const hour = trackingFileName(now, 1).slice(6, 16);
-      // The usual case: everything fits in the current file even at 3 bytes per UTF-16 unit (the
-      // most UTF-8 needs), so one write and no per-line byte count.
+      // The usual case: everything fits in the current file, one write.
       const open = this.file;
-      if (open && open.hour === hour) {
-        let units = 0;
-        for (const line of lines) units += line.length;
-        if (open.size + 3 * units <= this.opts.maxFileSize) {
-          open.size += writeSync(open.fd, lines.join(''));
-          return;
-        }
+      if (open && open.hour === hour && open.size + bytes.length <= this.opts.maxFileSize) {
+        open.size += writeAllSync(open.fd, bytes);
+        return;
       }
-      let run = '';
-      let runBytes = 0;
-      const writeRun = () => {
-        if (!run) return;
-        const f = this.file!;
-        f.size += writeSync(f.fd, run);
-        run = '';
-        runBytes = 0;
-      };
-      for (const line of lines) {
-        const bytes = Buffer.byteLength(line);
+      // One write per run of lines that go to the same file (a file rolls at maxFileSize).
+      let runStart = 0;
+      let start = 0;
+      for (const end of ends) {
         const f = this.file;
-        if (run && !(f && f.hour === hour && f.size + runBytes + bytes <= this.opts.maxFileSize)) writeRun();
-        if (!run) this.fileFor(now, bytes);
-        run += line;
-        runBytes += bytes;
+        const lineBytes = end - start;
+        if (start > runStart && !(f && f.hour === hour && f.size + (end - runStart) <= this.opts.maxFileSize)) {
+          f!.size += writeAllSync(f!.fd, bytes.subarray(runStart, start));
+          runStart = start;
+        }
+        if (start === runStart) this.fileFor(now, lineBytes);
+        start = end;
       }
-      writeRun();
+      if (start > runStart) this.file!.size += writeAllSync(this.file!.fd, bytes.subarray(runStart, start));
     } catch (err) {
       if (!this.errorLogged) this.opts.logger.error({ err, dir: this.opts.dir }, 'cannot write the message tracking log');
       this.errorLogged = true;
