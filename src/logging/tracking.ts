@@ -40,11 +40,11 @@ export function trackingHeader(created: Date): string {
 /** One value per field of a field list (a tuple of the same length). */
 type FieldValues<T extends readonly string[]> = { -readonly [K in keyof T]: string | number | undefined };
 
-/** One CSV line (CRLF-terminated) for an event. Pure. */
-export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
+/** The field values of an event's line, in TRACKING_FIELDS order. Pure. */
+function trackingValues(e: TrackingEvent, opts: { subjectLogging?: boolean }): FieldValues<typeof TRACKING_FIELDS> {
   const sender = e.sender;
   // In TRACKING_FIELDS order; the tuple type keeps the count at 30.
-  const values: FieldValues<typeof TRACKING_FIELDS> = [
+  return [
     e.timestamp.toISOString(), // date-time
     e.clientIp, // client-ip
     e.clientHostname, // client-hostname
@@ -76,6 +76,11 @@ export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: b
     undefined, // log-id
     TRACKING_SCHEMA_VERSION, // schema-version
   ];
+}
+
+/** One CSV line (CRLF-terminated) for an event. Pure. */
+export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
+  const values = trackingValues(e, opts);
   let line = csvField(values[0]);
   for (let i = 1; i < values.length; i++) line += `,${csvField(values[i])}`;
   return `${line}\r\n`;
@@ -142,7 +147,7 @@ export class MessageTrackingLog implements TrackingSink {
 
   emit(event: TrackingEvent): void {
     if (!this.opts.enabled || this.closed) return;
-    this.append(formatTrackingEvent(event));
+    this.append(trackingValues(event, {}));
     if (this.lineEnds.length > 5000) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), 250);
@@ -150,16 +155,31 @@ export class MessageTrackingLog implements TrackingSink {
     }
   }
 
-  private append(line: string): void {
+  /** Encodes one line (the same bytes as formatTrackingEvent) into the current chunk. */
+  private append(values: FieldValues<typeof TRACKING_FIELDS>): void {
+    let units = 2 + values.length;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      values[i] = v === undefined ? '' : csvField(v);
+      units += (values[i] as string).length;
+    }
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
-    if (!this.chunk || this.chunk.length - this.used < 3 * line.length) {
+    if (!this.chunk || this.chunk.length - this.used < 3 * units) {
       if (this.chunk && this.used > 0) this.full.push(this.chunk.subarray(0, this.used));
-      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * line.length));
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * units));
       this.used = 0;
     }
-    const n = this.chunk.write(line, this.used, 'utf8');
-    this.used += n;
-    this.pendingBytes += n;
+    const chunk = this.chunk;
+    let at = this.used;
+    for (let i = 0; i < values.length; i++) {
+      if (i > 0) chunk[at++] = 0x2c; // ","
+      const v = values[i] as string;
+      if (v.length) at += chunk.write(v, at, 'utf8');
+    }
+    chunk[at++] = 0x0d;
+    chunk[at++] = 0x0a;
+    this.pendingBytes += at - this.used;
+    this.used = at;
     this.lineEnds.push(this.pendingBytes);
   }
 

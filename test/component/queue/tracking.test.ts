@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MessageTrackingLog, TRACKING_FIELDS } from '../../../src/logging/tracking.js';
+import { MessageTrackingLog, TRACKING_FIELDS, formatTrackingEvent } from '../../../src/logging/tracking.js';
+import type { TrackingEvent } from '../../../src/model/tracking.js';
 import { searchTracking, trackingSearchCommand } from '../../../src/logging/tracking-search.js';
 import { Transport } from '../../../src/queue/manager.js';
 import { FakeClock } from '../../../src/platform/clock.js';
@@ -77,6 +78,36 @@ test('a tracking log file rolls at maxFileSize and no line is lost or split acro
       }
     }
     assert.deepEqual(seen, Array.from({ length: 40 }, (_, i) => String(i)));
+  } finally {
+    log.close();
+    await cleanup();
+  }
+});
+
+test('the tracking log writes exactly the lines formatTrackingEvent gives, across chunks and flushes', async () => {
+  const { dir, cleanup } = await tempDir();
+  const trackDir = join(dir, 'MessageTracking');
+  const when = new Date(Date.UTC(2026, 0, 5, 9, 30));
+  const log = new MessageTrackingLog({ dir: trackDir, enabled: true, maxFileSize: 64 * 1024 * 1024, maxAgeMs: 30 * 86_400_000, maxDirectorySize: 1e9, logger, now: () => when });
+  const subjects = ['plain', 'a, comma', 'say "hi"', ' leading space', 'two\r\nlines', 'Grüße aus Köln ✉', '😀'.repeat(3000), ''];
+  const events: TrackingEvent[] = [];
+  for (let i = 0; i < 600; i++) {
+    events.push({
+      timestamp: when, eventId: i % 2 ? 'SEND' : 'RECEIVE', source: 'SMTP', messageId: `M${i}`,
+      sender: i % 7 ? 'ann@fabrikam.example' : '', recipients: i % 3 ? [`r${i}@tailspin.example`] : [`a${i}@x.example`, `b${i}@x.example`],
+      recipientStatus: i % 5 ? undefined : ['250 2.0.0 OK', '250 2.0.0 OK'], totalBytes: i * 100, subject: subjects[i % subjects.length]!,
+    });
+  }
+  try {
+    for (const [i, e] of events.entries()) {
+      log.emit(e);
+      if (i === 299) log.flush();
+    }
+    log.flush();
+    const [file] = await readdir(trackDir);
+    const text = (await readFile(join(trackDir, file!))).toString('utf8');
+    const body = text.slice(text.indexOf('\r\n', text.indexOf('#Fields:')) + 2);
+    assert.equal(body, events.map((e) => formatTrackingEvent(e)).join(''));
   } finally {
     log.close();
     await cleanup();
