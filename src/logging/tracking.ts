@@ -80,10 +80,10 @@ function trackingValues(e: TrackingEvent, opts: { subjectLogging?: boolean }): F
 
 /** One CSV line (CRLF-terminated) for an event. Pure. */
 export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
+  // One join makes the line flat at once (a chain of += would be flattened again when written).
   const values = trackingValues(e, opts);
-  let line = csvField(values[0]);
-  for (let i = 1; i < values.length; i++) line += `,${csvField(values[i])}`;
-  return `${line}\r\n`;
+  for (let i = 0; i < values.length; i++) values[i] = csvField(values[i]);
+  return `${values.join(',')}\r\n`;
 }
 
 /** Writes all of `bytes` (resuming a short write); returns the count. */
@@ -147,7 +147,7 @@ export class MessageTrackingLog implements TrackingSink {
 
   emit(event: TrackingEvent): void {
     if (!this.opts.enabled || this.closed) return;
-    this.append(trackingValues(event, {}));
+    this.append(formatTrackingEvent(event));
     if (this.lineEnds.length > 5000) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), 250);
@@ -155,31 +155,16 @@ export class MessageTrackingLog implements TrackingSink {
     }
   }
 
-  /** Encodes one line (the same bytes as formatTrackingEvent) into the current chunk. */
-  private append(values: FieldValues<typeof TRACKING_FIELDS>): void {
-    let units = 2 + values.length;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      values[i] = v === undefined ? '' : csvField(v);
-      units += (values[i] as string).length;
-    }
+  private append(line: string): void {
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
-    if (!this.chunk || this.chunk.length - this.used < 3 * units) {
+    if (!this.chunk || this.chunk.length - this.used < 3 * line.length) {
       if (this.chunk && this.used > 0) this.full.push(this.chunk.subarray(0, this.used));
-      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * units));
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * line.length));
       this.used = 0;
     }
-    const chunk = this.chunk;
-    let at = this.used;
-    for (let i = 0; i < values.length; i++) {
-      if (i > 0) chunk[at++] = 0x2c; // ","
-      const v = values[i] as string;
-      if (v.length) at += chunk.write(v, at, 'utf8');
-    }
-    chunk[at++] = 0x0d;
-    chunk[at++] = 0x0a;
-    this.pendingBytes += at - this.used;
-    this.used = at;
+    const n = this.chunk.write(line, this.used, 'utf8');
+    this.used += n;
+    this.pendingBytes += n;
     this.lineEnds.push(this.pendingBytes);
   }
 
