@@ -33,7 +33,8 @@ const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** The header of one framed entry (pure; exported for tests). */
 export function frameHeader(id: string, content: Buffer): Buffer {
-  const h = Buffer.alloc(HEADER_BYTES);
+  // From the shared pool (a zeroed Buffer.alloc is a native allocation of its own per entry).
+  const h = Buffer.allocUnsafe(HEADER_BYTES).fill(0, MAGIC.length, MAGIC.length + ID_BYTES);
   MAGIC.copy(h, 0);
   h.write(id, MAGIC.length, ID_BYTES, 'latin1');
   h.writeUInt32BE(content.length, MAGIC.length + ID_BYTES);

@@ -5,7 +5,9 @@
  * At start-up every id with an unmatched "S" was being processed when the daemon died.
  * "E" lines are held for up to END_FLUSH_MS and go out with the next "S" line (one write instead
  * of two per delivery); a crash inside that window counts a message that had already finished,
- * which only matters for a message that is still queued and crashes again later.
+ * which only matters for a message that is still queued and crashes again later. The queue notes
+ * the deliveries one pump pass starts (`opening`) and has their "S" lines written together
+ * (`flushOpenings`) before it runs any of them.
  */
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +21,8 @@ export class InflightJournal {
   private bytes = 0;
   private readonly open = new Set<string>();
   private ends = '';
+  /** "S" lines noted by opening() and not yet written. */
+  private starts = '';
   private endTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly dir: string) {}
@@ -47,7 +51,8 @@ export class InflightJournal {
     return crashed;
   }
 
-  private ensure(): number {
+  /** Opens the first or next file when due; true when it did (the open ids are in it then). */
+  private ensure(): boolean {
     if (this.fd === undefined || this.bytes > ROTATE_BYTES) {
       const old = this.fd;
       const oldName = join(this.dir, `inflight.${this.seq}.log`);
@@ -60,20 +65,33 @@ export class InflightJournal {
         closeSync(old);
         try { unlinkSync(oldName); } catch { /* gone */ }
       }
+      return true;
     }
-    return this.fd;
+    return false;
   }
 
   private write(line: string): void {
     this.bytes += writeSync(this.fd!, line);
   }
 
-  start(id: string): void {
-    this.ensure();
+  /**
+   * Notes a message about to be processed; `flushOpenings` writes the lines of every message
+   * noted since, in one write, and must run before any of them is processed.
+   */
+  opening(id: string): void {
     this.open.add(id);
+    this.starts += `S ${id}\n`;
+  }
+
+  flushOpenings(): void {
+    if (!this.starts) return;
+    const starts = this.starts;
+    this.starts = '';
+    // A rotation (in ensure) writes every open id into the new file itself, the new ones too.
+    if (this.ensure()) return;
     const ends = this.ends;
     this.ends = '';
-    this.write(`${ends}S ${id}\n`);
+    this.write(`${ends}${starts}`);
   }
 
   end(id: string): void {
@@ -99,6 +117,7 @@ export class InflightJournal {
     if (this.endTimer) clearTimeout(this.endTimer);
     this.endTimer = undefined;
     this.ends = '';
+    this.starts = '';
     if (this.fd !== undefined) {
       closeSync(this.fd);
       this.fd = undefined;

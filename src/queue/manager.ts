@@ -574,6 +574,9 @@ export class Transport {
     if (this.stopping || !this.started) return;
     const max = this.config.transportService.maxOutboundConnections;
     const now = this.clock.now();
+    // Deliveries are reserved in the loop and run after it, once the in-flight journal holds all
+    // of their "S" lines (one write for the lot, still before any of them is processed).
+    const starting: Array<{ entry: Entry; q: DQueue; due: RecipientState[] }> = [];
     let progress = true;
     while (progress && this.active < max) {
       progress = false;
@@ -591,17 +594,26 @@ export class Transport {
           this.place(entry);
           continue;
         }
-        this.startDelivery(entry, q, due);
+        if (entry.inflight.length === 0) this.journal.opening(entry.record.id);
+        this.reserveDelivery(entry, q);
+        starting.push({ entry, q, due });
       }
     }
+    if (!starting.length) return;
+    this.journal.flushOpenings();
+    for (const s of starting) this.startDelivery(s.entry, s.q, s.due);
   }
 
-  private startDelivery(entry: Entry, q: DQueue, due: RecipientState[]): void {
+  /** Counts a delivery as active for the limits (before pump looks at the next queue). */
+  private reserveDelivery(entry: Entry, q: DQueue): void {
     q.active++;
     this.active++;
     this.deliveriesStarted++;
-    if (entry.inflight.length === 0) this.journal.start(entry.record.id);
     entry.inflight = [...entry.inflight, q.keyStr];
+  }
+
+  /** Runs a delivery reserved by reserveDelivery, whose "S" line the journal has written. */
+  private startDelivery(entry: Entry, q: DQueue, due: RecipientState[]): void {
     void this.runDelivery(entry, q, due).finally(() => {
       q.active--;
       this.active--;
