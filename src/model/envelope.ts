@@ -44,6 +44,4 @@ export interface MessageSource {
   readonly helo?: string;
   readonly tls?: TlsInfo;
   readonly authUser?: string;
-  /** Names of the session's receive permissions when it was accepted (Exchange log spellings). */
-  readonly permissions?: readonly string[];
 }

@@ -1133,8 +1133,8 @@ function resolveEvent(decisions: ReturnType<typeof categorize>['decisions']): Om
 
 /**
  * What the record keeps of where a message came from: enough for an administrator and for logs;
- * session details (TLS, permissions) stay in the RECEIVE tracking event and the protocol log, so a
- * queued message costs a small record in memory.
+ * session details (TLS, permissions) stay in the protocol log, so a queued message costs a small
+ * record in memory.
  */
 function compactSource(s: MessageSource): MessageSource {
   return {

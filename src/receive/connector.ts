@@ -18,7 +18,6 @@ import { parseAddress } from '../model/address.js';
 import { admitsSender, type PressureLevel } from '../policy/back-pressure.js';
 import { checkMailFrom, checkRcpt } from '../policy/checks.js';
 import { classifyDomain } from '../policy/accepted-domains.js';
-import { formatPermissions } from '../policy/permissions.js';
 import { certificateNames, principalFromCertificate } from '../policy/peer-identity.js';
 import { REPLIES, queuedReply } from '../policy/replies.js';
 import { MailyardSmtpServer, sessionContexts, type MailyardConnection } from './connection.js';
@@ -423,7 +422,6 @@ export class ConnectorRuntime {
               ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
               ...(ctx.tls ? { tls: ctx.tls } : {}),
               ...(ctx.authUser ? { authUser: ctx.authUser } : {}),
-              permissions: formatPermissions(ctx.permissions).split(' ').filter(Boolean),
             },
             receivedAt: now,
           },
