@@ -68,6 +68,8 @@ export function band(value: number, t: { medium: number; high: number; mediumCle
 
 const MB = 1024 * 1024;
 const mb = (n: number) => `${Math.round(n / MB)} MB`;
+/** Free space is rounded down, so a reading below a threshold never prints as the threshold itself. */
+const mbFree = (n: number) => `${Math.floor(n / MB)} MB`;
 
 /** The levels for one reading, given the levels of the previous check. */
 export function evaluatePressure(reading: ResourceReading, settings: BackPressureSettings, previous: PressureState = NORMAL): PressureState {
@@ -84,7 +86,7 @@ export function evaluatePressure(reading: ResourceReading, settings: BackPressur
     resources.push({
       resource: 'DiskSpace',
       level,
-      detail: `${mb(reading.freeDiskBytes)} free on the spool's file system (Medium below ${mb(2 * min)}, High below ${mb(min)})`,
+      detail: `${mbFree(reading.freeDiskBytes)} free on the spool's file system (Medium below ${mb(2 * min)}, High below ${mb(min)})`,
     });
   } else if (reading.freeDiskBytes === undefined && diskChecked) {
     // Unreadable this time: keep what the last reading said rather than guess.

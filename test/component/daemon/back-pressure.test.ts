@@ -71,7 +71,8 @@ test('a full spool disk refuses new mail with 452 4.3.1 until space comes back',
   };
   writeFileSync(filler, Buffer.alloc(free() - 3 * MB));
   const high = await daemon.waitForLog((l) => l.event === 'backpressure' && l.level === 'High', 10000);
-  assert.match(high.msg, /back pressure Normal -> High \(DiskSpace High: 3 MB free on the spool's file system/);
+  // The daemon's own files may give back or take a little of the space meanwhile: 2 or 3 MB.
+  assert.match(high.msg, /back pressure Normal -> High \(DiskSpace High: [23] MB free on the spool's file system \(Medium below 8 MB, High below 4 MB\)/);
   assert.equal(await tryMessage(port), '452 4.3.1 Insufficient system resources');
   const state = (await (await fetch(`http://${admin}/backpressure`)).json()) as { level: string; resources: { resource: string; level: string }[] };
   assert.equal(state.level, 'High');

@@ -36,6 +36,12 @@ describe('back pressure levels', () => {
     assert.equal(describePressure(evaluatePressure({ freeDiskBytes: 1e12, queuedMessages: 0 }, settings)), 'Normal');
   });
 
+  test('free space just under a threshold never prints as the threshold itself', () => {
+    const s = evaluatePressure({ freeDiskBytes: 99.6 * MB, queuedMessages: 0 }, settings);
+    assert.equal(s.level, 'High');
+    assert.match(describePressure(s), /DiskSpace High: 99 MB free on the spool's file system \(Medium below 200 MB, High below 100 MB\)/);
+  });
+
   test('an unreadable disk keeps the last disk level instead of guessing', () => {
     assert.deepEqual(walk([{ free: 50 }, {}, {}, { free: 500 }]), ['High', 'High', 'High', 'Normal']);
     assert.deepEqual(walk([{}, { free: 500 }]), ['Normal', 'Normal']);
