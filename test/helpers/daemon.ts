@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,18 +14,7 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '
 // The sources through tsx, never a possibly stale dist/ (bin/mailyard.js prefers dist/).
 const entry = ['--import', 'tsx', join(repoRoot, 'src', 'main.ts')];
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return await new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort, freePorts } from './peers.js';
 
 export function tempDir(prefix = 'mailyard-test-'): { path: string; cleanup(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));

@@ -86,17 +86,37 @@ export async function peerTempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** A loopback TCP port that was free a moment ago (for peers that cannot listen on port 0). */
+/**
+ * `count` distinct loopback TCP ports that were free a moment ago (for peers that cannot listen on
+ * port 0). All are held at once while they are chosen: ports picked one after the other can come
+ * back equal, since the kernel may hand out a port it just got back.
+ */
+export async function freePorts(count: 2, host?: string): Promise<[number, number]>;
+export async function freePorts(count: 3, host?: string): Promise<[number, number, number]>;
+export async function freePorts(count: number, host?: string): Promise<number[]>;
+export async function freePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (srv) =>
+          new Promise<number>((resolve, reject) => {
+            srv.once('error', reject);
+            srv.listen(0, host, () => {
+              const addr = srv.address();
+              resolve(typeof addr === 'object' && addr !== null ? addr.port : 0);
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise<void>((resolve) => (srv.listening ? srv.close(() => resolve()) : resolve()))));
+  }
+}
+
+/** A loopback TCP port that was free a moment ago. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1, host))[0]!;
 }
 
 /**
@@ -175,7 +195,7 @@ async function readTail(path: string, lines = 30): Promise<string> {
 /** True when a peer failed to start because its port was taken (worth another try). */
 function portClash(err: unknown): boolean {
   const m = err instanceof Error ? err.message : String(err);
-  return /address already in use|EADDRINUSE|bind.*in use|timed out waiting/i.test(m);
+  return /address already in use|EADDRINUSE|bind.*in use|timed out waiting|duplicate listener/i.test(m);
 }
 
 /** Children still running when the process exits are killed (a failed test must not leak peers). */
@@ -538,7 +558,7 @@ export async function startDovecot(users: readonly DovecotUser[]): Promise<Dovec
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startDovecotOnce(users, await freePort(), await freePort(), await freePort());
+      return await startDovecotOnce(users, ...(await freePorts(3)));
     } catch (err) {
       lastErr = err;
       if (!portClash(err)) break;
@@ -621,15 +641,17 @@ async function startDovecotOnce(users: readonly DovecotUser[], lmtpPort: number,
     await stopChild(child);
   };
   try {
-    await waitFor(
+    // A Dovecot that exits (a bad config, a port taken) ends the wait at once, not after 15 s.
+    const state = await waitFor(
       'dovecot LMTP, IMAP and auth listeners',
       async () => {
-        if (child.exitCode !== null) throw new Error(`dovecot exited ${child.exitCode}: ${output}`);
-        return (await canConnect(lmtpPort)) && (await canConnect(imapPort)) && (await canConnect(authPort));
+        if (child.exitCode !== null) return 'exited';
+        return (await canConnect(lmtpPort)) && (await canConnect(imapPort)) && (await canConnect(authPort)) && 'listening';
       },
       15_000,
       100,
     );
+    if (state === 'exited') throw new Error(`dovecot exited ${child.exitCode}: ${output}`);
   } catch (err) {
     const tail = await readTail(logFile);
     await stop();

@@ -4,7 +4,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DaemonProcess, runCli, writeConfig } from '../helpers/daemon.js';
-import { freePort, peerTempDir, waitFor, canConnect } from '../helpers/peers.js';
+import { freePorts, peerTempDir, waitFor, canConnect } from '../helpers/peers.js';
 
 export interface MailyardOptions {
   /** Extra top-level YAML appended verbatim (sendConnectors, mailboxDelivery overrides, ...). */
@@ -51,9 +51,7 @@ export async function startMailyard(opts: MailyardOptions = {}): Promise<Mailyar
 async function startMailyardOnce(opts: MailyardOptions): Promise<MailyardInstance> {
   const dir = await peerTempDir('mailyard');
   await mkdir(join(dir, 'mail'), { recursive: true });
-  const internetPort = await freePort();
-  const clientPort = await freePort();
-  const adminPort = await freePort();
+  const [internetPort, clientPort, adminPort] = await freePorts(3);
   const auth = opts.tls ? '[Tls, BasicAuth, BasicAuthRequireTLS]' : '[BasicAuth]';
   const lines = [
     'server:',

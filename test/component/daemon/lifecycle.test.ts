@@ -7,7 +7,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { connect } from 'node:net';
-import { DaemonProcess, freePort, greeting, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePort, freePorts, greeting, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
 
 function config(dir: string, ports: number[], extra = ''): string {
   return `server:
@@ -41,7 +41,7 @@ describe('mailyard start', () => {
   test('greets on its binding at once, reloads on SIGHUP without dropping a session, and exits 0 on SIGTERM', async () => {
     const tmp = tempDir();
     dirs.push(tmp);
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = await freePorts(2);
     const file = writeConfig(tmp.path, config(tmp.path, [p1!]));
     const d = new DaemonProcess(file);
     daemons.push(d);

@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { DaemonProcess, freePort, tempDir, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePorts, tempDir, writeConfig } from '../../helpers/daemon.js';
 import { LineClient } from '../../helpers/smtp-client.js';
 
 const tmp = tempDir();
@@ -40,7 +40,7 @@ test('STARTTLS presents the connector certificate by default and the named one f
   const main = makeCert('default.test.example');
   const mx2 = makeCert('mx2.test.example');
   const inbound = makeCert('inbound.test.example');
-  const [p1, p2] = [await freePort(), await freePort()];
+  const [p1, p2] = await freePorts(2);
   const file = writeConfig(
     tmp.path,
     `server:

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { DaemonProcess, freePort, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePorts, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
 import { startSinkOnPort, type SmtpSink } from '../../helpers/smtp-sink.js';
 import { messageIdOf, relayDaemonConfig } from './helpers.js';
 
@@ -15,7 +15,7 @@ test('SIGKILL after acknowledging: every acknowledged message reaches the sink a
   const daemons: DaemonProcess[] = [];
   let sink: SmtpSink | undefined;
   try {
-    const [smtpPort, sinkPort] = [await freePort(), await freePort()];
+    const [smtpPort, sinkPort] = await freePorts(2);
     const file = writeConfig(tmp.path, relayDaemonConfig({ dir: tmp.path, name: 'CRASH01', fqdn: 'mx.crash.example', smtpPort: smtpPort!, sinkPort: sinkPort!, acceptedDomain: 'crash.example' }));
     const d1 = new DaemonProcess(file);
     daemons.push(d1);

@@ -13,7 +13,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
-import { DaemonProcess, freePort, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
+import { DaemonProcess, freePorts, tempDir, waitForPort, writeConfig } from '../../helpers/daemon.js';
 import { startSinkOnPort, type SmtpSink } from '../../helpers/smtp-sink.js';
 import { messageIdOf, relayDaemonConfig } from './helpers.js';
 
@@ -27,7 +27,7 @@ test('three SIGKILLs under load lose no acknowledged message', async (t) => {
   let sink: SmtpSink | undefined;
   let sending = true;
   try {
-    const [smtpPort, sinkPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const [smtpPort, sinkPort, adminPort] = await freePorts(3);
     sink = await startSinkOnPort('127.0.0.1', sinkPort!);
     const file = writeConfig(tmp.path, relayDaemonConfig({ dir: tmp.path, name: 'KILL01', fqdn: 'mx.kill.example', smtpPort: smtpPort!, sinkPort: sinkPort!, adminPort: adminPort!, connectorExtra: ['maxInboundConnectionPerSource: unlimited', 'tarpitInterval: 0s'] }));
     const acked: string[] = [];
