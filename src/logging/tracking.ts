@@ -40,11 +40,11 @@ export function trackingHeader(created: Date): string {
 /** One value per field of a field list (a tuple of the same length). */
 type FieldValues<T extends readonly string[]> = { -readonly [K in keyof T]: string | number | undefined };
 
-/** The field values of an event's line, in TRACKING_FIELDS order. Pure. */
-function trackingValues(e: TrackingEvent, opts: { subjectLogging?: boolean }): FieldValues<typeof TRACKING_FIELDS> {
+/** One CSV line (CRLF-terminated) for an event. Pure. */
+export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
   const sender = e.sender;
   // In TRACKING_FIELDS order; the tuple type keeps the count at 30.
-  return [
+  const values: FieldValues<typeof TRACKING_FIELDS> = [
     e.timestamp.toISOString(), // date-time
     e.clientIp, // client-ip
     e.clientHostname, // client-hostname
@@ -76,14 +76,8 @@ function trackingValues(e: TrackingEvent, opts: { subjectLogging?: boolean }): F
     undefined, // log-id
     TRACKING_SCHEMA_VERSION, // schema-version
   ];
-}
-
-/** One CSV line (CRLF-terminated) for an event. Pure. */
-export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: boolean } = {}): string {
   // One join makes the line flat at once (a chain of += would be flattened again when written).
-  const values = trackingValues(e, opts);
-  for (let i = 0; i < values.length; i++) values[i] = csvField(values[i]);
-  return `${values.join(',')}\r\n`;
+  return `${values.map(csvField).join(',')}\r\n`;
 }
 
 /** Writes all of `bytes` (resuming a short write); returns the count. */
