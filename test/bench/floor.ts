@@ -3,8 +3,8 @@
  * libraries can do per message, to tell how much of Mailyard's cost per message is its own.
  *
  * smtp-server receives (with its fixed 100 ms greeting pause removed, as Mailyard removes it), each
- * message is appended to one file with a group-committed write + fdatasync before the 250 (as
- * Mailyard's content journal does), and nodemailer's SMTPConnection forwards it over up to 20
+ * message is appended to one file with a group-committed write + fdatasync before the 250 (the
+ * helper Mailyard's content journal uses), and nodemailer's SMTPConnection forwards it over up to 20
  * reused connections to the next hop. Nothing else: no routing, no queue state or records, no
  * retries, no logs, no limits, no permissions. It is not a product and loses mail on any error;
  * it exists only to be measured.
@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection as InboundConnection } from 'smtp-server/lib/smtp-connection.js';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { GroupCommit, appendDurably } from '../../src/platform/group-commit.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string => {
@@ -35,26 +36,9 @@ const file = await open(arg('--file'), 'a');
   this._setListeners(() => this.connectionReady());
 };
 
-// Group commit: appends arriving while a write + fdatasync runs share the next one.
-let waiting: { data: Buffer; done: () => void }[] = [];
-let syncing = false;
-async function commitLoop(): Promise<void> {
-  while (waiting.length) {
-    const batch = waiting;
-    waiting = [];
-    await file.writev(batch.map((w) => w.data));
-    await file.datasync();
-    for (const w of batch) w.done();
-  }
-  syncing = false;
-}
-function appendDurably(data: Buffer, done: () => void): void {
-  waiting.push({ data, done });
-  if (!syncing) {
-    syncing = true;
-    setImmediate(() => void commitLoop());
-  }
-}
+// Group commit, with Mailyard's own helper: appends arriving while a write + fdatasync runs share
+// the next one.
+const journal = new GroupCommit<Buffer, number>((batch) => appendDurably(file, batch, true));
 
 // Forwarding over reused connections, one transaction at a time on each.
 interface Outgoing {
@@ -101,11 +85,14 @@ const server = new SMTPServer({
         from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         to: session.envelope.rcptTo.map((r) => r.address),
       };
-      appendDurably(data, () => {
-        backlog.push({ envelope, data });
-        forward();
-        callback(null, 'queued');
-      });
+      journal.add(data).then(
+        () => {
+          backlog.push({ envelope, data });
+          forward();
+          callback(null, 'queued');
+        },
+        (err: Error) => callback(err),
+      );
     });
   },
 });

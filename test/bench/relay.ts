@@ -107,7 +107,8 @@ async function startFloor(dir: string): Promise<ChildProcess> {
   return child;
 }
 
-async function stopMailyard(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 20 s: Mailyard or the floor. */
+async function stopSystem(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   await new Promise<void>((res) => {
     const t = setTimeout(() => {
@@ -151,7 +152,7 @@ for (let rep = 1; rep <= runs; rep++) {
         '--label', label, '--workload', wl, '--rep', String(rep), '--json', results,
         '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
       ]);
-      await stopMailyard(child);
+      await stopSystem(child);
     }
   }
 }
