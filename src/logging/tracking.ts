@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { TrackingEvent, TrackingEventId, TrackingSink } from '../model/tracking.js';
 import type { Config } from '../config/defaults.js';
+import { writeAllSync } from '../platform/group-commit.js';
 import { csvField } from './protocol-csv.js';
 
 export const TRACKING_FIELDS = [
@@ -78,13 +79,6 @@ export function formatTrackingEvent(e: TrackingEvent, opts: { subjectLogging?: b
   ];
   // One join makes the line flat at once (a chain of += would be flattened again when written).
   return `${values.map(csvField).join(',')}\r\n`;
-}
-
-/** Writes all of `bytes` (resuming a short write); returns the count. */
-function writeAllSync(fd: number, bytes: Buffer): number {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-  return bytes.length;
 }
 
 export function trackingFileName(at: Date, instance: number): string {
@@ -189,7 +183,7 @@ export class MessageTrackingLog implements TrackingSink {
       // The usual case: everything fits in the current file, one write.
       const open = this.file;
       if (open && open.hour === hour && open.size + bytes.length <= this.opts.maxFileSize) {
-        open.size += writeAllSync(open.fd, bytes);
+        open.size += writeAllSync(open.fd, [bytes]);
         return;
       }
       // One write per run of lines that go to the same file (a file rolls at maxFileSize).
@@ -199,13 +193,13 @@ export class MessageTrackingLog implements TrackingSink {
         const f = this.file;
         const lineBytes = end - start;
         if (start > runStart && !(f && f.hour === hour && f.size + (end - runStart) <= this.opts.maxFileSize)) {
-          f!.size += writeAllSync(f!.fd, bytes.subarray(runStart, start));
+          f!.size += writeAllSync(f!.fd, [bytes.subarray(runStart, start)]);
           runStart = start;
         }
         if (start === runStart) this.fileFor(now, lineBytes);
         start = end;
       }
-      if (start > runStart) this.file!.size += writeAllSync(this.file!.fd, bytes.subarray(runStart, start));
+      if (start > runStart) this.file!.size += writeAllSync(this.file!.fd, [bytes.subarray(runStart, start)]);
     } catch (err) {
       if (!this.errorLogged) this.opts.logger.error({ err, dir: this.opts.dir }, 'cannot write the message tracking log');
       this.errorLogged = true;

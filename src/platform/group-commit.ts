@@ -2,8 +2,10 @@
  * Group commit for append-only files (the record log, the content journal): appends from
  * concurrent callers that arrive while one write + fdatasync is in flight wait and share the next
  * one, so N concurrent commits cost about two syncs, not N. Each caller's promise resolves with
- * the batch's result once the batch is durable, or rejects with the batch's error.
+ * the batch's result once the batch is durable, or rejects with the batch's error. Also the
+ * writers that finish a short write (`appendDurably`, `writeAllSync`).
  */
+import { writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 export class GroupCommit<T, R> {
@@ -57,23 +59,39 @@ export class GroupCommit<T, R> {
   }
 }
 
-/** Writes all of `bufs` at the end of an append-mode file (resuming short writes), then fdatasyncs if asked. Returns the bytes written. */
-export async function appendDurably(fh: FileHandle, bufs: readonly Buffer[], fsync: boolean): Promise<number> {
+/** The part of `bufs` not yet written once `done` bytes of them have gone out (views, no copy; exported for tests). */
+export function unwritten(bufs: readonly Buffer[], done: number): Buffer[] {
+  let skip = done;
+  const rest: Buffer[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) skip -= b.length;
+    else {
+      rest.push(skip ? b.subarray(skip) : b);
+      skip = 0;
+    }
+  }
+  return rest;
+}
+
+function totalLength(bufs: readonly Buffer[]): number {
   let total = 0;
   for (const b of bufs) total += b.length;
+  return total;
+}
+
+/** Writes all of `bufs` at the end of an append-mode file (resuming short writes), then fdatasyncs if asked. Returns the bytes written. */
+export async function appendDurably(fh: FileHandle, bufs: readonly Buffer[], fsync: boolean): Promise<number> {
+  const total = totalLength(bufs);
   let done = 0;
-  while (done < total) {
-    let skip = done;
-    const rest: Buffer[] = [];
-    for (const b of bufs) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        rest.push(skip ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    done += (await fh.writev(rest)).bytesWritten;
-  }
+  while (done < total) done += (await fh.writev(unwritten(bufs, done))).bytesWritten;
   if (fsync) await fh.datasync();
+  return total;
+}
+
+/** The synchronous counterpart without the sync: writes all of `bufs` to `fd` (resuming short writes); returns the bytes written. */
+export function writeAllSync(fd: number, bufs: readonly Buffer[]): number {
+  const total = totalLength(bufs);
+  let done = 0;
+  while (done < total) done += writevSync(fd, unwritten(bufs, done));
   return total;
 }

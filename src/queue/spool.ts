@@ -18,7 +18,7 @@
  * appends the removal line before deleting the content. Only the header block is looked at while
  * spooling. ENOSPC/EDQUOT become IntakeError 452 4.3.1.
  */
-import { closeSync, fsync as fsyncCb, openSync, writevSync } from 'node:fs';
+import { closeSync, fsync as fsyncCb, openSync } from 'node:fs';
 import { open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import { IntakeError } from '../model/intake.js';
 import type { MessageId } from '../model/ids.js';
 import { DirSyncer, ensureDir, fsyncDir, writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeAllSync } from '../platform/group-commit.js';
 import { CrlfNormalizer, Interner, decodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
 import { RecordLog } from './record-log.js';
 import { ContentJournal } from './content-journal.js';
@@ -78,18 +79,6 @@ function fdFile(fd: number): ContentFile {
 async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
   let off = 0;
   while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-}
-
-function writevAllSync(fd: number, bufs: Buffer[]): void {
-  let rest = bufs.filter((b) => b.length > 0);
-  while (rest.length) {
-    let n = writevSync(fd, rest);
-    while (rest.length && n >= rest[0]!.length) {
-      n -= rest[0]!.length;
-      rest = rest.slice(1);
-    }
-    if (n > 0 && rest.length) rest = [rest[0]!.subarray(n), ...rest.slice(1)];
-  }
 }
 
 export interface SpoolOptions {
@@ -256,7 +245,7 @@ export class Spool {
         const fd = openSync(path, 'wx', 0o640);
         created = true;
         try {
-          writevAllSync(fd, gathered);
+          writeAllSync(fd, gathered);
         } catch (err) {
           closeSync(fd);
           throw err;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GroupCommit } from '../../../src/platform/group-commit.js';
+import { GroupCommit, unwritten } from '../../../src/platform/group-commit.js';
 
 test('appends made in the same tick share one batch; appends during a batch share the next', async () => {
   const batches: number[][] = [];
@@ -45,4 +45,13 @@ test('a failed batch rejects exactly its own appends, and the next batch still r
   assert.equal(await g.add('c'), 'c');
   assert.equal(calls, 2);
   assert.equal(after, 2);
+});
+
+test('after a short write, what is left to write starts at the first byte not written', () => {
+  const bufs = [Buffer.from('abc'), Buffer.alloc(0), Buffer.from('de'), Buffer.from('fghi')];
+  const rest = (done: number) => Buffer.concat(unwritten(bufs, done)).toString();
+  for (let done = 0; done <= 9; done++) assert.equal(rest(done), 'abcdefghi'.slice(done), `after ${done} bytes`);
+  assert.deepEqual(unwritten(bufs, 0).map((b) => b.length), [3, 2, 4], 'empty buffers are left out');
+  const view = unwritten(bufs, 4)[0]!;
+  assert.ok(view.buffer === bufs[2]!.buffer && view.byteOffset === bufs[2]!.byteOffset + 1, 'a view, not a copy');
 });
