@@ -52,7 +52,7 @@ import {
   type DsnRecipientInfo,
   type QueueAction,
 } from './state.js';
-import { TimerHeap } from './timer-heap.js';
+import { TimerHeap, type Wakeup } from './timer-heap.js';
 
 export interface TransportDeps {
   readonly config: Config;
@@ -105,12 +105,12 @@ interface Entry {
   inflight: string[];
   chain: Promise<void>;
   keys: string[];
-  /** A 'time' wake-up (delay notice or expiry, whichever is next) is in the heap. */
-  timeArmed: boolean;
+  /** The 'time' wake-up (delay notice or expiry, whichever is next) in the heap, if any. */
+  timeWake: Wakeup<Wake> | undefined;
   removed: boolean;
   pendingRemove?: { ndr: boolean };
-  /** keyStr -> time a wake-up is already scheduled for. */
-  armed: Record<string, number> | undefined;
+  /** keyStr -> the retry wake-up scheduled for that queue. */
+  armed: Record<string, Wakeup<Wake>> | undefined;
 }
 
 interface DQueue {
@@ -407,7 +407,7 @@ export class Transport {
   // ---------------------------------------------------------------- placement
 
   private newEntry(record: MessageRecord): Entry {
-    return { record, inflight: [], chain: DONE, keys: [], timeArmed: false, removed: false, armed: undefined };
+    return { record, inflight: [], chain: DONE, keys: [], timeWake: undefined, removed: false, armed: undefined };
   }
 
   /** A message joins the queues: pending DSNs owed, categorize if needed, then place. */
@@ -480,13 +480,14 @@ export class Transport {
       } else {
         q.ready.delete(id);
         q.waiting.add(id);
-        if (!rec.suspended && entry.armed?.[k] !== at) {
-          (entry.armed ??= {})[k] = at;
-          this.heap.push(at, { kind: 'msg', id, keyStr: k });
+        const old = entry.armed?.[k];
+        if (!rec.suspended && old?.at !== at) {
+          this.heap.cancel(old);
+          (entry.armed ??= {})[k] = this.heap.push(at, { kind: 'msg', id, keyStr: k });
         }
       }
     }
-    if (!entry.timeArmed) this.armTime(entry);
+    if (!entry.timeWake) this.armTime(entry);
   }
 
   /** One heap entry per message for time: the delay notice if still owed, else expiry. */
@@ -495,8 +496,7 @@ export class Transport {
     const now = this.clock.now();
     const delayAt = rec.delayNotified ? undefined : delayDsnAt(rec.receivedAt, this.policy);
     const at = delayAt !== undefined && delayAt > now ? delayAt : expiresAt(rec.receivedAt, this.policy);
-    entry.timeArmed = true;
-    this.heap.push(at, { kind: 'time', id: rec.id });
+    entry.timeWake = this.heap.push(at, { kind: 'time', id: rec.id });
   }
 
   private queueFor(k: string, key: NextHopKey): DQueue {
@@ -528,14 +528,13 @@ export class Transport {
         if (entry.armed) delete entry.armed[w.keyStr];
         this.place(entry);
       } else if (w.kind === 'time') {
-        entry.timeArmed = false;
+        entry.timeWake = undefined;
         if (entry.record.poisoned) continue;
         const now = this.clock.now();
         if (now >= expiresAt(entry.record.receivedAt, this.policy)) {
           if (entry.inflight.length) {
             // applyResult expires deferred recipients itself; look again shortly for the others.
-            entry.timeArmed = true;
-            this.heap.push(now + 1000, { kind: 'time', id: w.id });
+            entry.timeWake = this.heap.push(now + 1000, { kind: 'time', id: w.id });
             continue;
           }
           this.mutate(entry, (r) => expireMessage(r, this.clock.now(), this.policy));
@@ -762,6 +761,11 @@ export class Transport {
     this.unreachable.delete(id);
     this.poison.delete(id);
     this.messages.delete(id);
+    // Its wake-ups leave with it: the heap holds queued messages only.
+    this.heap.cancel(entry.timeWake);
+    entry.timeWake = undefined;
+    if (entry.armed) for (const w of Object.values(entry.armed)) this.heap.cancel(w);
+    entry.armed = undefined;
     const key = entry.record.dedupeKey;
     if (key !== undefined && this.dedupe.get(key) === id) this.dedupe.delete(key);
     entry.keys = [];
@@ -1101,8 +1105,8 @@ export class Transport {
   }
 
   /** Counts for health and metrics. */
-  stats(): { messages: number; active: number; queues: number; unreachable: number; poison: number } {
-    return { messages: this.messages.size, active: this.active, queues: this.queues.size, unreachable: this.unreachable.size, poison: this.poison.size };
+  stats(): { messages: number; active: number; queues: number; unreachable: number; poison: number; wakeups: number } {
+    return { messages: this.messages.size, active: this.active, queues: this.queues.size, unreachable: this.unreachable.size, poison: this.poison.size, wakeups: this.heap.size };
   }
 
   /** Ids of every queued message (tests). */

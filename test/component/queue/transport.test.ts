@@ -108,6 +108,28 @@ describe('Transport: intake and delivery', () => {
     }
   });
 
+
+  test('a message that leaves the queue takes its delay-notice, expiry and retry wake-ups with it', async () => {
+    // Before: every accepted message left a wake-up four hours ahead (its delay notice) in the
+    // queue's timer heap, so a server relaying 100 messages/s held 1.4 million of them.
+    const s = await setup();
+    try {
+      let n = 0;
+      s.agent.decide = (address) => (address.startsWith('slow') && n++ === 0 ? TEMP : OK);
+      for (let i = 0; i < 40; i++) await s.t.intake.accept(request('ann@fabrikam.example', [`r${i}@tailspin.example`], { receivedAt: new Date(s.clock.now()) }), message());
+      await s.t.intake.accept(request('ann@fabrikam.example', ['slow@tailspin.example'], { receivedAt: new Date(s.clock.now()) }), message());
+      await waitFor(() => s.t.stats().messages === 1, 'the 40 delivered messages removed');
+      await s.t.whenIdle();
+      // The deferred one is still queued: its retry and its delay notice are scheduled, nothing else.
+      assert.equal(s.t.stats().wakeups, 2);
+      s.clock.advance(15 * 60_000);
+      await waitFor(() => s.t.stats().messages === 0, 'the retried message delivered');
+      assert.equal(s.t.stats().wakeups, 0);
+    } finally {
+      await s.t.stop(100);
+      await s.cleanup();
+    }
+  });
   test('expiry: after messageExpirationTimeout the sender gets an NDR with 4.4.7, and the message is gone', async () => {
     const s = await setup({ transportService: { messageExpirationTimeout: '1h', delayNotificationTimeout: '30m' } });
     try {
