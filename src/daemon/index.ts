@@ -10,8 +10,10 @@ import { loadConfigFile, formatIssue, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import { buildServices, type Services } from './services.js';
 import { checkStartupFiles } from './preflight.js';
+import { applyV8Flags, daemonV8Flags } from '../platform/v8-tuning.js';
 
 export async function runDaemon(configPath: string): Promise<number> {
+  applyV8Flags(daemonV8Flags(process.execArgv, process.env.NODE_OPTIONS));
   const loaded = await loadConfigFile(configPath);
   if (!loaded.ok) {
     for (const i of loaded.issues) process.stderr.write(`${formatIssue(i)}\n`);
