@@ -12,14 +12,13 @@
  * show how much of Mailyard's cost per message is its own).
  * Never asserts timings; it only reports.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { waitForPort } from '../helpers/daemon.js';
+import { MTA_PORT, SINK_PORT, benchConfig, findBenchDir, root, sh, startMailyard, stopSystem } from './common.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
 const opt = (name: string, dflt: string) => {
@@ -27,21 +26,13 @@ const opt = (name: string, dflt: string) => {
   return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
 };
 
-const benchDir = [process.env.RELAY_BENCH_DIR, join(root, '..', 'shared', 'bench'), join(root, 'shared', 'bench')].find(
-  (d): d is string => Boolean(d && existsSync(join(d, 'relay-bench'))),
-);
-if (!benchDir) {
-  console.error('relay bench harness not found: set RELAY_BENCH_DIR to the folder holding relay-bench (shared/bench)');
-  process.exit(2);
-}
+const benchDir = findBenchDir();
 const relayBench = join(benchDir, 'relay-bench');
 const scale = flag('--quick') ? 10 : 1;
 const runs = Number(opt('--runs', '1'));
 const workloads = opt('--workloads', '2k,2k-reuse,100k').split(',');
 const withPostfix = !flag('--no-postfix');
 const withFloor = flag('--floor');
-const mtaPort = 39125;
-const sinkPort = 39124;
 
 const WORKLOADS: Record<string, string[]> = {
   '2k': ['--messages', String(20000 / scale), '--sessions', '20', '--size', '2048'],
@@ -50,76 +41,14 @@ const WORKLOADS: Record<string, string[]> = {
   '2k-s100': ['--messages', String(20000 / scale), '--sessions', '100', '--size', '2048'],
 };
 
-function sh(cmd: string, argv: string[]): number {
-  const r = spawnSync(cmd, argv, { stdio: 'inherit' });
-  return r.status ?? 1;
-}
-
-function benchConfig(dir: string): string {
-  const file = join(dir, 'mailyard-bench.yaml');
-  writeFileSync(
-    file,
-    `# Relay benchmark: anonymous relay for 127.0.0.1 to the harness's sink.
-server:
-  name: BENCH
-  fqdn: bench.mailyard.test
-  dataDir: ${join(dir, 'spool')}
-  logDir: ${join(dir, 'log')}
-  logLevel: warn
-  admin: { listen: "127.0.0.1:0" }
-receiveConnectors:
-  - name: Bench relay
-    bindings: ["127.0.0.1:${mtaPort}"]
-    remoteIPRanges: ["127.0.0.1"]
-    permissionGroups: [AnonymousUsers]
-    permissions: [SMTPAcceptAnyRecipient]
-    authMechanism: [None]
-    maxInboundConnectionPerSource: unlimited
-    maxInboundConnectionPercentagePerSource: 100
-    tarpitInterval: 0s
-sendConnectors:
-  - name: Bench sink
-    addressSpaces: ["SMTP:dest.relay-bench.test;1"]
-    smartHosts: ["127.0.0.1:${sinkPort}"]
-    smtpMaxMessagesPerConnection: 1000
-transportService:
-  maxPerDomainOutboundConnections: 20
-  fsyncEnabled: ${flag('--no-fsync') ? 'false' : 'true'}
-`,
-  );
-  return file;
-}
-
-async function startMailyard(config: string): Promise<ChildProcess> {
-  // The V8 setting of the shipped systemd unit and image (config/mailyard.service).
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', '--heap-growing-percent=100', join(root, 'bin', 'mailyard.js'), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForPort(mtaPort, 15000);
-  return child;
-}
-
 async function startFloor(dir: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(root, 'test', 'bench', 'floor.ts'), '--listen', `127.0.0.1:${mtaPort}`, '--next-hop', `127.0.0.1:${sinkPort}`, '--file', join(dir, 'floor.journal')],
+    ['--import', 'tsx', join(root, 'test', 'bench', 'floor.ts'), '--listen', `127.0.0.1:${MTA_PORT}`, '--next-hop', `127.0.0.1:${SINK_PORT}`, '--file', join(dir, 'floor.journal')],
     { stdio: ['ignore', 'ignore', 'inherit'], cwd: root },
   );
-  await waitForPort(mtaPort, 15000);
+  await waitForPort(MTA_PORT, 15000);
   return child;
-}
-
-/** SIGTERM, then SIGKILL after 20 s: Mailyard or the floor. */
-async function stopSystem(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((res) => {
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, 20000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      res();
-    });
-    child.kill('SIGTERM');
-  });
 }
 
 const work = mkdtempSync(join(tmpdir(), 'mailyard-bench-'));
@@ -141,14 +70,14 @@ for (let rep = 1; rep <= runs; rep++) {
       lines[lines.length - 1] = JSON.stringify(last);
       writeFileSync(results, `${lines.join('\n')}\n`);
     }
-    const systems: Array<[string, (dir: string) => Promise<ChildProcess>]> = [['mailyard', (dir) => startMailyard(benchConfig(dir))]];
+    const systems: Array<[string, (dir: string) => Promise<ChildProcess>]> = [['mailyard', (dir) => startMailyard(benchConfig(dir, { fsync: !flag('--no-fsync') }))]];
     if (withFloor) systems.push(['floor', startFloor]);
     for (const [label, start] of systems) {
       const child = await start(mkdtempSync(join(work, `run-${label}-${wl}-`)));
       const n = Number(common[1]);
       sh(process.execPath, [
         join(benchDir, 'lib', 'run-case.js'),
-        '--target', `127.0.0.1:${mtaPort}`, '--sink-port', String(sinkPort), ...common,
+        '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT), ...common,
         '--label', label, '--workload', wl, '--rep', String(rep), '--json', results,
         '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
       ]);
