@@ -192,10 +192,13 @@ async function readTail(path: string, lines = 30): Promise<string> {
   }
 }
 
-/** True when a peer failed to start because its port was taken (worth another try). */
+/**
+ * True when a peer failed to start because its port was taken (worth another try): the peer says
+ * so, or it never answered on its port within waitFor's time ("timed out after N ms waiting ...").
+ */
 function portClash(err: unknown): boolean {
   const m = err instanceof Error ? err.message : String(err);
-  return /address already in use|EADDRINUSE|bind.*in use|timed out waiting|duplicate listener/i.test(m);
+  return /address already in use|EADDRINUSE|bind.*in use|timed out (after \d+ ms )?waiting|duplicate listener/i.test(m);
 }
 
 /** Children still running when the process exits are killed (a failed test must not leak peers). */
