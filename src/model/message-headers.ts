@@ -26,15 +26,15 @@ export interface HeaderSplit {
 }
 
 /**
- * Finds the empty line between header and body (CRLF or LF). Searches at most `limit` bytes;
- * returns undefined when no empty line is found within it.
+ * Finds the empty line between header and body (CRLF or LF, whichever comes first). Searches at
+ * most `limit` bytes; returns undefined when no empty line is found within it. Jumps from line end
+ * to line end, so a message costs its header's lines, never a scan of its body.
  */
 export function findHeaderEnd(buf: Buffer, limit = buf.length): HeaderSplit | undefined {
   const end = Math.min(limit, buf.length);
   if (end > 0 && buf[0] === 0x0a) return { headerEnd: 0, bodyStart: 1 };
   if (end > 1 && buf[0] === 0x0d && buf[1] === 0x0a) return { headerEnd: 0, bodyStart: 2 };
-  for (let i = 0; i < end; i++) {
-    if (buf[i] !== 0x0a) continue;
+  for (let i = buf.indexOf(0x0a); i >= 0 && i < end; i = buf.indexOf(0x0a, i + 1)) {
     if (buf[i + 1] === 0x0a && i + 1 < end) return { headerEnd: i + 1, bodyStart: i + 2 };
     if (buf[i + 1] === 0x0d && buf[i + 2] === 0x0a && i + 2 < end) return { headerEnd: i + 1, bodyStart: i + 3 };
   }

@@ -11,6 +11,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { IntakeResult } from '../model/intake.js';
 import { IntakeError } from '../model/intake.js';
+import { findHeaderEnd } from '../model/message-headers.js';
 import type { SmtpReply } from '../model/reply.js';
 import { applyHeaderFirewall, fieldValue, hasField, hopCountExceeded, localHopCountExceeded, splitHeader } from '../policy/headers.js';
 import type { Permission } from '../policy/permissions.js';
@@ -59,16 +60,6 @@ export function gatheredBytes(): number {
 export type DataOutcome =
   | { readonly kind: 'accepted'; readonly result: IntakeResult; readonly internetMessageId?: string; readonly stripped: readonly string[] }
   | { readonly kind: 'rejected'; readonly reply: SmtpReply; readonly reason: string; readonly cause?: unknown };
-
-function findHeaderEnd(buf: Buffer): { headerEnd: number; bodyStart: number } | undefined {
-  if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) return { headerEnd: 0, bodyStart: 2 };
-  if (buf.length >= 1 && buf[0] === 0x0a) return { headerEnd: 0, bodyStart: 1 };
-  const crlf = buf.indexOf('\r\n\r\n');
-  const lf = buf.indexOf('\n\n');
-  if (crlf < 0 && lf < 0) return undefined;
-  if (lf >= 0 && (crlf < 0 || lf < crlf)) return { headerEnd: lf + 1, bodyStart: lf + 2 };
-  return { headerEnd: crlf + 2, bodyStart: crlf + 4 };
-}
 
 export function receiveData(o: DataOptions): Promise<DataOutcome> {
   return new Promise<DataOutcome>((resolve) => {

@@ -19,6 +19,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { applyHeaderFirewall, type HeaderFirewallPolicy } from '../header-firewall.js';
+import { findHeaderEnd } from '../../model/message-headers.js';
 
 /** Headers longer than this pass unfiltered (the receive side limits headers far below it). */
 const MAX_HEADER_BYTES = 1024 * 1024;
@@ -43,7 +44,7 @@ export class HeaderFirewallStream extends Transform {
     this.head.push(chunk);
     this.headLength += chunk.length;
     const buf = Buffer.concat(this.head, this.headLength);
-    const end = findHeaderEnd(buf);
+    const end = findHeaderEnd(buf)?.headerEnd ?? -1;
     if (end >= 0) {
       this.flushHead(buf.subarray(0, end), buf.subarray(end));
     } else if (this.headLength > MAX_HEADER_BYTES) {
@@ -72,17 +73,6 @@ export class HeaderFirewallStream extends Transform {
   }
 }
 
-/** Index just past the header block's last line (before the empty line), or -1. */
-export function findHeaderEnd(buf: Buffer): number {
-  if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) return 0;
-  if (buf.length >= 1 && buf[0] === 0x0a) return 0;
-  const crlf = buf.indexOf('\r\n\r\n');
-  const lf = buf.indexOf('\n\n');
-  if (crlf < 0 && lf < 0) return -1;
-  if (crlf >= 0 && (lf < 0 || crlf + 1 <= lf)) return crlf + 2;
-  return lf + 1;
-}
-
 /** Opens the spooled message with the header firewall applied. */
 export function openMessage(bodyPath: string, policy: HeaderFirewallPolicy): { stream: HeaderFirewallStream; source: ReadStream } {
   const source = createReadStream(bodyPath, { highWaterMark: 64 * 1024 });
@@ -103,8 +93,7 @@ const MAYBE_FIREWALLED = /x-(?:mailyard|ms-exchange)-(?:organization|forest)-/i;
  */
 export function applyFirewallToBuffer(raw: Buffer, policy: HeaderFirewallPolicy): { message: Buffer; removed: readonly string[] } {
   if (policy.sendOrganizationHeaders && policy.sendRoutingHeaders !== false) return { message: raw, removed: [] };
-  let end = findHeaderEnd(raw);
-  if (end < 0) end = raw.length;
+  const end = findHeaderEnd(raw)?.headerEnd ?? raw.length;
   if (end === 0) return { message: raw, removed: [] };
   const header = raw.toString('latin1', 0, end);
   if (policy.sendRoutingHeaders !== false && !MAYBE_FIREWALLED.test(header)) return { message: raw, removed: [] };

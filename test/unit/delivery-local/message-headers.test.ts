@@ -20,8 +20,18 @@ describe('header block splitting', () => {
     ['LF', 'A: 1\nB: 2\n\nbody', { headerEnd: 10, bodyStart: 11 }],
     ['no body separator', 'A: 1\r\nB: 2\r\n', undefined],
     ['empty header block', '\r\nbody', { headerEnd: 0, bodyStart: 2 }],
+    ['empty header block, LF', '\nbody', { headerEnd: 0, bodyStart: 1 }],
+    ['LF header lines, then a CRLF empty line', 'A: 1\nB: 2\n\r\nbody', { headerEnd: 10, bodyStart: 12 }],
+    ['the first empty line wins', 'A: 1\r\n\r\nB\n\nC', { headerEnd: 6, bodyStart: 8 }],
+    ['no empty line, only a line end at the very end', 'A: 1\r\nB: 2\n', undefined],
+    ['an empty line split across the end', 'A: 1\r\n\r', undefined],
   ];
   for (const [name, text, expected] of cases) test(name, () => assert.deepEqual(findHeaderEnd(Buffer.from(text)), expected));
+  test('the limit bounds the search', () => {
+    const text = Buffer.from('A: 1\r\nB: 2\r\n\r\nbody');
+    assert.deepEqual(findHeaderEnd(text, 14), { headerEnd: 12, bodyStart: 14 });
+    assert.equal(findHeaderEnd(text, 13), undefined);
+  });
 
   test('folded fields and values', () => {
     const fields = parseHeaderFields('Subject: a\r\n b\r\nTo: x@y\r\n');
