@@ -8,7 +8,8 @@
  * keeps climbing round after round is memory kept per message (a stale timer-heap entry per
  * message once cost about 350 bytes each: 21 MB after 60,000 messages). Never asserts; it reports.
  *
- * Options: --rounds N (default 6), --messages N per round (default 25000), --no-fsync.
+ * Options: --rounds N (default 6), --messages N per round (default 25000), --no-fsync,
+ * --one-per-connection (a new SMTP session for every message, to show memory kept per session).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const opt = (name: string, dflt: number): number => {
   return n;
 };
 const rounds = opt('--rounds', 6);
+const onePerConnection = args.includes('--one-per-connection');
 const perRound = opt('--messages', 25000);
 const benchDir = findBenchDir();
 if (sh(join(benchDir, 'relay-bench'), ['setup']) !== 0) process.exit(1);
@@ -44,7 +46,7 @@ try {
       [
         join(benchDir, 'lib', 'run-case.js'),
         '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT),
-        '--messages', String(perRound), '--sessions', '20', '--size', '2048', '--per-conn',
+        '--messages', String(perRound), '--sessions', '20', '--size', '2048', ...(onePerConnection ? [] : ['--per-conn']),
         '--label', 'mailyard', '--workload', 'soak', '--timeout', String(60 + Math.ceil(perRound / 40)), '--pids', String(child.pid),
       ],
       { encoding: 'utf8' },
