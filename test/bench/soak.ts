@@ -1,6 +1,6 @@
 /**
  * `npm run bench:soak`: Mailyard's memory over a long relay run. One daemon (the bench config,
- * fsync on) relays --rounds rounds of --messages 2 KB messages each, with connection reuse,
+ * fsync on) relays --rounds rounds of --messages messages (2 KB unless --size) each, with connection reuse,
  * through the shared harness (smtp-source -> Mailyard -> smtp-sink). After every round it prints
  * the round's rate and the daemon's PSS once the queue is empty.
  *
@@ -9,7 +9,8 @@
  * message once cost about 350 bytes each: 21 MB after 60,000 messages). Never asserts; it reports.
  *
  * Options: --rounds N (default 6), --messages N per round (default 25000), --no-fsync,
- * --one-per-connection (a new SMTP session for every message, to show memory kept per session).
+ * --one-per-connection (a new SMTP session for every message, to show memory kept per session),
+ * --size BYTES (default 2048).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const opt = (name: string, dflt: number): number => {
   return n;
 };
 const rounds = opt('--rounds', 6);
+const size = opt('--size', 2048);
 const onePerConnection = args.includes('--one-per-connection');
 const perRound = opt('--messages', 25000);
 const benchDir = findBenchDir();
@@ -46,7 +48,7 @@ try {
       [
         join(benchDir, 'lib', 'run-case.js'),
         '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT),
-        '--messages', String(perRound), '--sessions', '20', '--size', '2048', ...(onePerConnection ? [] : ['--per-conn']),
+        '--messages', String(perRound), '--sessions', '20', '--size', String(size), ...(onePerConnection ? [] : ['--per-conn']),
         '--label', 'mailyard', '--workload', 'soak', '--timeout', String(60 + Math.ceil(perRound / 40)), '--pids', String(child.pid),
       ],
       { encoding: 'utf8' },
