@@ -29,6 +29,21 @@ export function sh(cmd: string, argv: string[]): number {
   return r.status ?? 1;
 }
 
+/**
+ * The harness's run-case.js command line for one run against the MTA on MTA_PORT: `workload` holds
+ * the workload options (--messages N first), `extra` anything more (--json, --rep). The time limit
+ * grows with the message count; memory and CPU are sampled from `pid`.
+ */
+export function runCaseArgv(benchDir: string, o: { workload: string[]; label: string; workloadName: string; pid: number; extra?: string[] }): string[] {
+  const n = Number(o.workload[o.workload.indexOf('--messages') + 1]);
+  return [
+    join(benchDir, 'lib', 'run-case.js'),
+    '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT), ...o.workload,
+    '--label', o.label, '--workload', o.workloadName, ...(o.extra ?? []),
+    '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(o.pid),
+  ];
+}
+
 export function benchConfig(dir: string, opts: { fsync: boolean }): string {
   const file = join(dir, 'mailyard-bench.yaml');
   writeFileSync(

@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForPort } from '../helpers/daemon.js';
-import { MTA_PORT, SINK_PORT, benchConfig, findBenchDir, root, sh, startMailyard, stopSystem } from './common.js';
+import { MTA_PORT, SINK_PORT, benchConfig, findBenchDir, root, runCaseArgv, sh, startMailyard, stopSystem } from './common.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -74,13 +74,7 @@ for (let rep = 1; rep <= runs; rep++) {
     if (withFloor) systems.push(['floor', startFloor]);
     for (const [label, start] of systems) {
       const child = await start(mkdtempSync(join(work, `run-${label}-${wl}-`)));
-      const n = Number(common[1]);
-      sh(process.execPath, [
-        join(benchDir, 'lib', 'run-case.js'),
-        '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT), ...common,
-        '--label', label, '--workload', wl, '--rep', String(rep), '--json', results,
-        '--timeout', String(60 + Math.ceil(n / 40)), '--pids', String(child.pid),
-      ]);
+      sh(process.execPath, runCaseArgv(benchDir, { workload: common, label, workloadName: wl, pid: child.pid!, extra: ['--rep', String(rep), '--json', results] }));
       await stopSystem(child);
     }
   }

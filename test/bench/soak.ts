@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MTA_PORT, SINK_PORT, benchConfig, findBenchDir, sh, startMailyard, stopSystem } from './common.js';
+import { benchConfig, findBenchDir, runCaseArgv, sh, startMailyard, stopSystem } from './common.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -43,16 +43,8 @@ const child = await startMailyard(benchConfig(work, { fsync: !args.includes('--n
 const rows: { round: number; total: number; rate: string; pss: number }[] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
-    const r = spawnSync(
-      process.execPath,
-      [
-        join(benchDir, 'lib', 'run-case.js'),
-        '--target', `127.0.0.1:${MTA_PORT}`, '--sink-port', String(SINK_PORT),
-        '--messages', String(perRound), '--sessions', '20', '--size', String(size), ...(onePerConnection ? [] : ['--per-conn']),
-        '--label', 'mailyard', '--workload', 'soak', '--timeout', String(60 + Math.ceil(perRound / 40)), '--pids', String(child.pid),
-      ],
-      { encoding: 'utf8' },
-    );
+    const workload = ['--messages', String(perRound), '--sessions', '20', '--size', String(size), ...(onePerConnection ? [] : ['--per-conn'])];
+    const r = spawnSync(process.execPath, runCaseArgv(benchDir, { workload, label: 'mailyard', workloadName: 'soak', pid: child.pid! }), { encoding: 'utf8' });
     const summary = r.stdout.trim().split('\n').pop() ?? '';
     if (!/status=ok/.test(summary)) {
       console.error(`[soak] round ${round} failed: ${summary || r.stderr.trim()}`);
