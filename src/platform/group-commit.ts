@@ -79,7 +79,11 @@ function totalLength(bufs: readonly Buffer[]): number {
   return total;
 }
 
-/** Writes all of `bufs` at the end of an append-mode file (resuming short writes), then fdatasyncs if asked. Returns the bytes written. */
+/**
+ * Writes all of `bufs` at the end of a file (resuming short writes), then fdatasyncs if asked:
+ * an append-mode file, or one written only in order from its start (writes go to the current
+ * position). Returns the bytes written.
+ */
 export async function appendDurably(fh: FileHandle, bufs: readonly Buffer[], fsync: boolean): Promise<number> {
   const total = totalLength(bufs);
   let done = 0;

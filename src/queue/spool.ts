@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import { IntakeError } from '../model/intake.js';
 import type { MessageId } from '../model/ids.js';
 import { DirSyncer, ensureDir, fsyncDir, writeFileAtomic } from '../platform/fs-atomic.js';
-import { writeAllSync } from '../platform/group-commit.js';
+import { appendDurably, writeAllSync } from '../platform/group-commit.js';
 import { CrlfNormalizer, Interner, decodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
 import { RecordLog } from './record-log.js';
 import { ContentJournal } from './content-journal.js';
@@ -74,11 +74,6 @@ function fdFile(fd: number): ContentFile {
       closeSync(fd);
     },
   };
-}
-
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
 
 export interface SpoolOptions {
@@ -227,7 +222,7 @@ export class Spool {
         fh = await open(path, 'wx', 0o640);
         created = true;
       }
-      await writeAll(fh, out);
+      await appendDurably(fh, [out], false);
     };
     try {
       if (prepend && Buffer.isBuffer(body)) {

@@ -44,9 +44,9 @@ export class HeaderFirewallStream extends Transform {
     this.head.push(chunk);
     this.headLength += chunk.length;
     const buf = Buffer.concat(this.head, this.headLength);
-    const end = findHeaderEnd(buf)?.headerEnd ?? -1;
-    if (end >= 0) {
-      this.flushHead(buf.subarray(0, end), buf.subarray(end));
+    const split = findHeaderEnd(buf);
+    if (split) {
+      this.flushHead(buf.subarray(0, split.headerEnd), buf.subarray(split.headerEnd));
     } else if (this.headLength > MAX_HEADER_BYTES) {
       this.passing = true;
       this.push(buf);
