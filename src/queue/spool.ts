@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { IntakeError } from '../model/intake.js';
 import type { MessageId } from '../model/ids.js';
+import { findHeaderEnd } from '../model/message-headers.js';
 import { DirSyncer, ensureDir, fsyncDir, writeFileAtomic } from '../platform/fs-atomic.js';
 import { appendDurably, writeAllSync } from '../platform/group-commit.js';
 import { CrlfNormalizer, Interner, decodeRecord, readHeaderFacts, type HeaderFacts, type MessageRecord } from './record.js';
@@ -198,12 +199,12 @@ export class Spool {
       head.push(out);
       headLen += out.length;
       const joined = head.length > 1 ? Buffer.concat(head) : out;
-      const blank = joined[0] === 13 && joined[1] === 10 ? 0 : joined.indexOf('\r\n\r\n');
-      if (blank !== -1 || headLen > MAX_HEADER_CAPTURE) {
+      const split = findHeaderEnd(joined);
+      if (split || headLen > MAX_HEADER_CAPTURE) {
         headDone = true;
         head.length = 0;
-        // Only the header block is kept (it becomes a string below), never the body.
-        head.push(joined.subarray(0, Math.min(blank !== -1 ? blank + 4 : joined.length, MAX_HEADER_CAPTURE)));
+        // Only the header block and its empty line are kept (they become a string below), never the body.
+        head.push(joined.subarray(0, Math.min(split ? split.bodyStart : joined.length, MAX_HEADER_CAPTURE)));
       } else if (head.length > 1) {
         head.length = 0;
         head.push(joined);
@@ -254,9 +255,8 @@ export class Spool {
         }
         file = fh;
       }
-      const headerText = head.length ? head[0]!.toString('latin1') : '';
-      const end = headerText.indexOf('\r\n\r\n');
-      const facts = readHeaderFacts(end >= 0 ? headerText.slice(0, end) : headerText);
+      // readHeaderFacts stops at the empty line that ends the captured block.
+      const facts = readHeaderFacts(head.length ? head[0]!.toString('latin1') : '');
       return { info: { ...facts, size }, fh: file };
     } catch (err) {
       if (fh) await fh.close().catch(() => {});
