@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonProcess, freePort, maildirDaemonConfig, tempDir, writeConfig } from '../../helpers/daemon.js';
 import { LineClient } from '../../helpers/smtp-client.js';
@@ -69,7 +69,10 @@ test('a full spool disk refuses new mail with 452 4.3.1 until space comes back',
     const s = statfsSync(mnt);
     return s.bavail * s.bsize;
   };
-  writeFileSync(filler, Buffer.alloc(free() - 3 * MB));
+  // One fallocate takes the space in a single step; a write of ~20 MB takes long enough for the
+  // 100 ms check to see the disk half full first (Medium on the way to High).
+  const fill = spawnSync('fallocate', ['-l', String(free() - 3 * MB), filler], { encoding: 'utf8' });
+  assert.equal(fill.status, 0, `fallocate failed: ${fill.stderr}`);
   const high = await daemon.waitForLog((l) => l.event === 'backpressure' && l.level === 'High', 10000);
   // The daemon's own files may give back or take a little of the space meanwhile: 2 or 3 MB.
   assert.match(high.msg, /back pressure Normal -> High \(DiskSpace High: [23] MB free on the spool's file system \(Medium below 8 MB, High below 4 MB\)/);
